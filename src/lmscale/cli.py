@@ -1,0 +1,350 @@
+"""The `lmscale` command: a thin Typer layer over the library; output through Rich."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lmscale.errors import LmscaleError
+
+app = typer.Typer(
+    help="lmscale: train language-model ladders, fit scaling laws, study emergence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+data_app = typer.Typer(help="Prepare and inspect tokenised corpora.", no_args_is_help=True)
+model_app = typer.Typer(help="Model sizes, FLOPs and ladders.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(model_app, name="model")
+
+console = Console()
+err_console = Console(stderr=True)
+
+SET_HELP = "Override a config value, e.g. --set train.steps=100 (repeatable)."
+
+
+class RichReporter:
+    """Progress bar with loss, validation loss, tokens/s and ETA; plain lines when not a terminal."""
+
+    def __init__(self, show_progress: bool = True):
+        self.show = show_progress and err_console.is_terminal
+        self.progress: Progress | None = None
+        self.task = None
+        self._last_print = 0
+
+    def log(self, msg: str) -> None:
+        err_console.print(f"[dim]{msg}[/dim]", highlight=False)
+
+    def warn(self, msg: str) -> None:
+        err_console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
+
+    def start(self, total_steps: int, done: int) -> None:
+        self.total = total_steps
+        if not self.show:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("val {task.fields[val]}"),
+            TextColumn("{task.fields[tps]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total_steps, completed=done, loss="-", val="-", tps="-")
+
+    def update(self, step: int, rec: dict[str, Any]) -> None:
+        loss, tps, val = rec.get("loss"), rec.get("tokens_per_s"), rec.get("val_loss")
+        fields = {"loss": f"{loss:.4f}" if loss is not None else "-", "tps": f"{tps:,.0f}" if tps else "-",
+                  "val": f"{val:.4f}" if val is not None else "-"}
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, **fields)
+        elif step - self._last_print >= max(1, self.total // 20) or step == self.total:
+            self._last_print = step
+            err_console.print(
+                f"step {step}/{self.total}  loss {fields['loss']}  val {fields['val']}  {fields['tps']} tok/s", highlight=False
+            )
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _load_cfg(config: Path, overrides: list[str]):
+    from lmscale.config import load_config
+
+    return load_config(config, overrides)
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="A YAML config (configs/baby-gpt.yaml) or an existing run directory to resume."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run lives (default: runs/<name>)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a live progress bar."),
+):
+    """Train a model, or resume the run in an existing run directory.
+
+    Example: lmscale train configs/baby-gpt.yaml --set train.steps=500
+    """
+    from lmscale.train.loop import train as run_train
+    from lmscale.train.run import is_run_dir, load_run_config
+
+    if config.is_dir():
+        if not is_run_dir(config):
+            raise LmscaleError(f"{str(config)!r} is a directory but not an lmscale run; expected a YAML config or a run directory")
+        if set_:
+            raise LmscaleError("--set cannot change the config of an existing run; expected no --set when resuming a run directory")
+        cfg = load_run_config(config)
+        run_dir = config
+    else:
+        cfg = _load_cfg(config, set_ or [])
+        run_dir = run_dir or Path("runs") / cfg.name
+    summary = run_train(cfg, run_dir, RichReporter(progress))
+    _print_summary(summary)
+    console.print(f"run written to {run_dir}/ (config.yaml, metrics.jsonl, checkpoints/, summary.json)")
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    t = Table(title=f"{s.get('name', 'run')} — {s.get('status')}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    unit = "char" if "final_val_bits_per_char" in s else "byte"
+    rows = [
+        ("parameters", f"{s['params_total']:,} total, {s['params_non_embedding']:,} non-embedding"),
+        ("FLOPs/token", f"{s['flops_per_token']:.4g} ({s['flop_convention']})"),
+        ("steps / tokens seen", f"{s.get('step')} / {s.get('tokens_seen', 0):,} ({s.get('epochs', 0):.2f} epochs)"),
+    ]
+    if s.get("final_val_loss") is not None:
+        rows += [
+            ("final val loss", f"{s['final_val_loss']:.4f} ± {s['final_val_loss_se']:.4f} nats/token "
+                               f"({s[f'final_val_bits_per_{unit}']:.4f} bits/{unit}, {s['final_val_sequences']} sequences)"),
+            ("best val loss", f"{s['best_val_loss']:.4f} nats/token"),
+            ("throughput", f"{s.get('tokens_per_s', 0):,.0f} tokens/s on {s.get('devices')} {s.get('platform')} device(s)"),
+        ]
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+
+
+@app.command()
+def sample(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    prompt: str = typer.Option("\n", "--prompt", help="Text to continue."),
+    max_tokens: int = typer.Option(500, "--max-tokens", help="Tokens to generate."),
+    temperature: float = typer.Option(0.8, "--temperature", help="Softmax temperature; 0 = greedy."),
+    top_k: int = typer.Option(0, "--top-k", help="Sample from the k most likely tokens (0 = all)."),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Generate text from a trained run.
+
+    Example: lmscale sample runs/baby-gpt --prompt "ROMEO:" --max-tokens 300
+    """
+    from lmscale.train.run import load_run
+    from lmscale.train.sample import generate
+
+    run = load_run(run_dir)
+    ids = run.tokenizer.encode(prompt)
+    out = generate(run.params, run.cfg.model, ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed)
+    sys.stdout.write(prompt + run.tokenizer.decode(out) + "\n")
+
+
+@app.command()
+def info(run_dir: Path = typer.Argument(..., help="A run directory.")):
+    """Size, FLOPs, tokens seen and losses of a run.
+
+    Example: lmscale info runs/baby-gpt
+    """
+    from lmscale.fileio import read_json
+    from lmscale.model.sizing import FLOP_CONVENTION, count_flops, count_params
+    from lmscale.train.metrics import read_metrics
+    from lmscale.train.run import METRICS, SUMMARY, load_run_config
+
+    cfg = load_run_config(run_dir)
+    n, f = count_params(cfg.model), count_flops(cfg.model)
+    summary = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).is_file() else {}
+    recs = read_metrics(run_dir / METRICS) if (run_dir / METRICS).is_file() else []
+    trains = [r for r in recs if r.get("kind") == "train"]
+    evals = [r for r in recs if r.get("kind") == "eval"]
+    m = cfg.model
+    t = Table(title=f"{run_dir}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("status", str(summary.get("status", "unknown")))
+    t.add_row("model", f"depth {m.depth}, width {m.width}, heads {m.heads}, context {m.context}, vocab {m.vocab_size}, "
+                       f"{m.norm}, {m.positions} positions, {m.activation}, {'tied' if m.tie_embeddings else 'untied'}")
+    t.add_row("parameters", f"{n.total:,} total, {n.non_embedding:,} non-embedding")
+    t.add_row("FLOPs/token", f"{f.per_token:.4g} training ({FLOP_CONVENTION}); causal: {f.per_token_causal:.4g}")
+    step = trains[-1]["step"] if trains else 0
+    tokens = step * cfg.train.batch_size * m.context
+    t.add_row("progress", f"step {step}/{cfg.train.steps}, {tokens:,} tokens seen, {tokens * f.per_token:.3g} FLOPs")
+    if evals:
+        best = min(evals, key=lambda r: r["val_loss"])
+        t.add_row("best val loss", f"{best['val_loss']:.4f} ± {best['val_loss_se']:.4f} nats/token at step {best['step']}")
+        t.add_row("last val loss", f"{evals[-1]['val_loss']:.4f} nats/token at step {evals[-1]['step']}")
+    if trains:
+        t.add_row("last train loss", f"{trains[-1]['loss']:.4f} at step {step}; {trains[-1]['tokens_per_s']:,.0f} tokens/s")
+    console.print(t)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    config: Path = typer.Argument(..., help="A YAML config whose data section to prepare."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if a prepared copy exists (repairs a corrupted cache)."),
+):
+    """Tokenise a corpus into the cache (done automatically by train).
+
+    Example: lmscale data prepare configs/baby-gpt.yaml
+    """
+    from lmscale.data.prepare import prepare_data
+
+    cfg = _load_cfg(config, set_ or [])
+    data = prepare_data(cfg.data, force=force, log=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    _print_manifest(data.manifest | {"path": str(data.path)})
+
+
+def _print_manifest(man: dict[str, Any]) -> None:
+    t = Table(title=str(man.get("path", "")), show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    src = man["source"]
+    t.add_row("source", f"{src['kind']}: {src['location']}")
+    t.add_row("tokenizer", f"{man['tokenizer']['kind']}, vocabulary {man['tokenizer']['vocab_size']}")
+    for split, s in man["splits"].items():
+        t.add_row(split, f"{s['tokens']:,} tokens, {s['units']:,} {s['unit']}s, {s['documents']} documents")
+    corpus = man.get("corpus", {})
+    if corpus.get("val_plays"):
+        t.add_row("held-out plays", ", ".join(corpus["val_plays"]))
+    elif corpus.get("validation"):
+        t.add_row("validation", str(corpus["validation"]))
+    console.print(t)
+
+
+@data_app.command("info")
+def data_info_cmd(
+    config: Optional[Path] = typer.Argument(None, help="A config (default: list everything in the cache)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+):
+    """Show prepared corpora in the cache, or the one a config uses.
+
+    Example: lmscale data info configs/baby-gpt.yaml
+    """
+    from lmscale.data.prepare import data_info
+    from lmscale.fileio import cache_dir, read_json
+
+    if config is not None:
+        cfg = _load_cfg(config, set_ or [])
+        man = data_info(cfg.data)
+        if man is None:
+            console.print(f"not prepared yet; run `lmscale data prepare {config}`")
+            return
+        _print_manifest(man)
+        return
+    root = cache_dir() / "data"
+    entries = sorted(p for p in root.glob("*/manifest.json")) if root.is_dir() else []
+    t = Table(title=f"prepared corpora in {root}")
+    for col in ("name", "source", "tokenizer", "train tokens", "val tokens"):
+        t.add_column(col)
+    for p in entries:
+        try:
+            man = read_json(p)
+            t.add_row(p.parent.name, man["source"]["kind"], f"{man['tokenizer']['kind']} ({man['tokenizer']['vocab_size']})",
+                      f"{man['splits']['train']['tokens']:,}", f"{man['splits']['val']['tokens']:,}")
+        except (OSError, ValueError, KeyError):
+            t.add_row(p.parent.name, "[red]corrupted[/red]", "", "", "")
+    console.print(t)
+
+
+@model_app.command("size")
+def model_size(
+    config: Path = typer.Argument(..., help="A YAML config."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    vocab: int = typer.Option(None, "--vocab", help="Vocabulary size if the config leaves it to the tokenizer."),
+):
+    """Parameter and FLOP counts of a config's model.
+
+    Example: lmscale model size configs/shakespeare-char.yaml --vocab 80
+    """
+    from lmscale.model.sizing import FLOP_CONVENTION, count_flops, count_params
+
+    cfg = _load_cfg(config, set_ or [])
+    m = cfg.model
+    if m.vocab_size is None:
+        if vocab is None:
+            raise LmscaleError("model.vocab_size is null (set by the tokenizer); expected --vocab N to count parameters")
+        m = m.model_copy(update={"vocab_size": vocab})
+    n, f = count_params(m), count_flops(m)
+    console.print(f"parameters: {n.total:,} total, {n.non_embedding:,} non-embedding, {n.embedding:,} embedding")
+    console.print(f"training FLOPs/token: {f.per_token:,.0f} ({FLOP_CONVENTION}); causal attention: {f.per_token_causal:,.0f}")
+
+
+@model_app.command("ladder")
+def model_ladder(
+    depths: str = typer.Option("2,4,6,8,10,12", "--depths", help="Comma-separated depths (the size dial)."),
+    aspect_ratio: int = typer.Option(64, "--aspect-ratio", help="width = depth * aspect ratio, rounded to head_dim."),
+    head_dim: int = typer.Option(64, "--head-dim"),
+    vocab: int = typer.Option(50304, "--vocab"),
+    context: int = typer.Option(1024, "--context"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """A model family from one size dial (depth -> width, as nanochat).
+
+    Example: lmscale model ladder --depths 2,4,8 --vocab 80 --context 256
+    """
+    from lmscale.model.sizing import count_flops, count_params, ladder
+
+    try:
+        ds = [int(x) for x in depths.split(",") if x.strip()]
+    except ValueError:
+        raise LmscaleError(f"--depths {depths!r}; expected comma-separated positive integers such as 2,4,8") from None
+    if not ds or min(ds) < 1:
+        raise LmscaleError(f"--depths {depths!r}; expected comma-separated positive integers such as 2,4,8")
+    models = ladder(depths=ds, aspect_ratio=aspect_ratio, head_dim=head_dim, vocab_size=vocab, context=context)
+    rows = []
+    for m in models:
+        n, f = count_params(m), count_flops(m)
+        rows.append({"depth": m.depth, "width": m.width, "heads": m.heads, "params": n.total,
+                     "non_embedding": n.non_embedding, "flops_per_token": f.per_token})
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    t = Table(title="model ladder (FLOPs/token = 6*N_matmul + 12*L*T*d)")
+    for col in rows[0]:
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(*(f"{v:,.0f}" if isinstance(v, float) else f"{v:,}" for v in r.values()))
+    console.print(t)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except LmscaleError as err:
+        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; resume with the same command")
+        sys.exit(130)

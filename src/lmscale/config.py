@@ -1,0 +1,257 @@
+"""Validated configuration models and YAML loading.
+
+A run is described by one `RunConfig` (model, data, train, mesh). Configs come from YAML files
+(loaded with `yaml.safe_load` only) plus ``--set key=value`` overrides, and are validated by
+pydantic: unknown keys, wrong types and inconsistent sizes are `LmscaleError`s that name the
+bad value and what is expected.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lmscale.errors import LmscaleError
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class ModelConfig(Strict):
+    """Decoder-only transformer shape. Defaults follow GPT-2 small (124M)."""
+
+    depth: int = Field(12, gt=0, description="number of transformer blocks (n_layer)")
+    width: int = Field(768, gt=0, description="residual stream width d_model (n_embd)")
+    heads: int = Field(12, gt=0, description="attention heads; width must divide by it")
+    mlp_ratio: float = Field(4.0, gt=0, description="MLP hidden width / model width")
+    context: int = Field(1024, gt=0, description="context length in tokens (block_size)")
+    vocab_size: int | None = Field(
+        None, gt=0, description="vocabulary size; null = the tokenizer's (padded up to a multiple of pad_vocab_to)"
+    )
+    pad_vocab_to: int = Field(1, gt=0, description="round the vocabulary up to a multiple of this (64 helps GPUs)")
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    positions: Literal["learned", "rope"] = "learned"
+    activation: Literal["gelu", "swiglu"] = "gelu"
+    tie_embeddings: bool = True
+    bias: bool = True
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    init_std: float = Field(0.02, gt=0)
+    norm_eps: float = Field(1e-5, gt=0)
+    rope_theta: float = Field(10000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelConfig":
+        if self.width % self.heads:
+            raise ValueError(
+                f"model.width={self.width} is not divisible by model.heads={self.heads}; "
+                "expected width to be a multiple of heads"
+            )
+        if self.positions == "rope" and (self.width // self.heads) % 2:
+            raise ValueError(
+                f"head dimension {self.width // self.heads} is odd; RoPE expects an even width/heads"
+            )
+        if self.mlp_hidden < 1:
+            raise ValueError(f"model.mlp_ratio={self.mlp_ratio} gives an empty MLP; expected width*mlp_ratio >= 1")
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(round(self.width * self.mlp_ratio))
+
+
+class TokenizerConfig(Strict):
+    kind: Literal["char", "byte", "bpe"] = "char"
+    vocab_size: int = Field(4096, ge=260, description="BPE only: target vocabulary size")
+    path: str | None = Field(None, description="BPE only: load this tokenizer.json instead of training one")
+
+
+class DataConfig(Strict):
+    corpus: str = Field(
+        "shakespeare",
+        description="'shakespeare' (embedded), a text file, a directory of text files, a .jsonl file, or hf:NAME_OR_PATH",
+    )
+    format: Literal["auto", "text", "dir", "jsonl", "hf"] = "auto"
+    text_field: str = Field("text", description="JSONL / HF datasets: the field holding the text")
+    hf_split: str = "train"
+    hf_config: str | None = None
+    val_corpus: str | None = Field(None, description="held-out corpus (same format rules); else val_fraction")
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="last fraction of documents held out")
+    val_plays: list[str] | None = Field(None, description="shakespeare only: held-out play slugs (default in corpus)")
+    tokenizer: TokenizerConfig = TokenizerConfig()
+
+
+class OptimizerConfig(Strict):
+    lr: float = Field(6e-4, gt=0, description="peak learning rate")
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.1, ge=0, description="decoupled; applied to matrices only, never norms/biases/embeddings")
+    grad_clip: float | None = Field(1.0, gt=0, description="global-norm clipping; null disables")
+
+
+class ScheduleConfig(Strict):
+    kind: Literal["cosine", "wsd", "constant"] = "cosine"
+    warmup: int = Field(100, ge=0, description="linear warmup steps")
+    min_lr: float = Field(6e-5, ge=0, description="final learning rate of cosine / WSD decay")
+    decay_steps: int | None = Field(None, gt=0, description="cosine: steps to reach min_lr (default: train.steps)")
+    decay_fraction: float = Field(0.2, gt=0, le=1, description="WSD: fraction of steps spent in the final decay")
+    decay_shape: Literal["linear", "sqrt", "cosine"] = Field("sqrt", description="WSD decay shape (1-sqrt is Hägele et al.'s)")
+
+
+class TrainConfig(Strict):
+    steps: int = Field(5000, gt=0, description="optimizer steps")
+    batch_size: int = Field(64, gt=0, description="sequences per optimizer step (global, over all devices)")
+    grad_accum: int = Field(1, gt=0, description="micro-batches per step; batch_size must divide by it")
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    precision: Literal["float32", "bfloat16"] = Field("float32", description="compute dtype; params stay float32")
+    eval_every: int = Field(250, gt=0, description="steps between validation evaluations")
+    eval_sequences: int = Field(200, gt=0, description="validation sequences per periodic evaluation")
+    final_eval_sequences: int | None = Field(None, gt=0, description="sequences in the final evaluation (null: all)")
+    log_every: int = Field(10, gt=0)
+    checkpoint_every: int = Field(500, gt=0)
+    keep_checkpoints: int = Field(2, gt=0, description="checkpoints kept on disk (older ones are deleted)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"train.batch_size={self.batch_size} is not divisible by train.grad_accum={self.grad_accum}"
+            )
+        if self.schedule.warmup > self.steps:
+            raise ValueError(
+                f"train.schedule.warmup={self.schedule.warmup} exceeds train.steps={self.steps}; expected warmup <= steps"
+            )
+        return self
+
+
+class MeshConfig(Strict):
+    """Device mesh: sizes of the data, fsdp and tensor axes; -1 means 'all remaining devices'."""
+
+    data: int = Field(-1, description="data-parallel axis size (-1: the rest of the devices)")
+    fsdp: int = Field(1, description="parameter-sharding axis size")
+    tensor: int = Field(1, description="tensor-parallel axis size")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "MeshConfig":
+        sizes = {"data": self.data, "fsdp": self.fsdp, "tensor": self.tensor}
+        for k, v in sizes.items():
+            if v == 0 or v < -1:
+                raise ValueError(f"mesh.{k}={v}; expected a positive size or -1")
+        if sum(v == -1 for v in sizes.values()) > 1:
+            raise ValueError("at most one mesh axis may be -1")
+        return self
+
+
+class RunConfig(Strict):
+    name: str = "run"
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    mesh: MeshConfig = MeshConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading, overrides and error formatting
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "value_error":  # our own cross-field checks already name the values
+            parts.append(msg)
+        elif e["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+        elif loc:
+            parts.append(f"{loc}={e.get('input')!r}: {msg}")
+        else:
+            parts.append(msg)
+    return f"invalid config {source}: " + "; ".join(parts)
+
+
+def validate_config(raw: dict[str, Any], source: str = "") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise LmscaleError(_format_validation_error(err, source)) from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise LmscaleError(f"--set {item!r}: expected key=value, e.g. --set train.steps=100")
+    key, value = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise LmscaleError(f"--set {item!r}: expected a dotted key such as train.optimizer.lr")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise LmscaleError(f"--set {item!r}: '{part}' is a value, not a section")
+            node = nxt
+        node[path[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise LmscaleError(f"config file {str(path)!r} not found; expected a YAML file such as configs/baby-gpt.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise LmscaleError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise LmscaleError(f"config file {str(path)!r} holds a {type(raw).__name__}; expected a mapping of sections")
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    raw = apply_overrides(load_yaml(path), overrides or [])
+    return validate_config(raw, source=str(path))
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    keys = sorted(set(a) | set(b))
+    out: list[str] = []
+    for k in keys:
+        ka = f"{prefix}{k}"
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, ka + ".")
+        elif va != vb:
+            out.append(f"{ka} ({va!r} -> {vb!r})")
+    return out

@@ -1,0 +1,1 @@
+"""Optimizer and schedules, the sharded train step, the loop, checkpoints, metrics, sampling."""

