@@ -43,10 +43,10 @@ class RichReporter:
         self._last_print = 0
 
     def log(self, msg: str) -> None:
-        err_console.print(f"[dim]{msg}[/dim]", highlight=False)
+        err_console.print(f"[dim]{msg}[/dim]", highlight=False, soft_wrap=True)
 
     def warn(self, msg: str) -> None:
-        err_console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
 
     def start(self, total_steps: int, done: int) -> None:
         self.total = total_steps
@@ -77,7 +77,8 @@ class RichReporter:
         elif step - self._last_print >= max(1, self.total // 20) or step == self.total:
             self._last_print = step
             err_console.print(
-                f"step {step}/{self.total}  loss {fields['loss']}  val {fields['val']}  {fields['tps']} tok/s", highlight=False
+                f"step {step}/{self.total}  loss {fields['loss']}  val {fields['val']}  {fields['tps']} tok/s",
+                highlight=False, soft_wrap=True,
             )
 
     def stop(self) -> None:
@@ -216,7 +217,7 @@ def data_prepare(
     from lmscale.data.prepare import prepare_data
 
     cfg = _load_cfg(config, set_ or [])
-    data = prepare_data(cfg.data, force=force, log=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    data = prepare_data(cfg.data, force=force, log=RichReporter().log)
     _print_manifest(data.manifest | {"path": str(data.path)})
 
 

@@ -141,7 +141,7 @@ def train(cfg: RunConfig, run_dir: str | Path, reporter: Reporter | None = None)
             state, m = step_fn(state, batch, jnp.int32(step))
             loss = float(m["loss"])
             done = step + 1
-            if not math.isfinite(loss):
+            if not bool(m["finite"]):
                 _diverged(run_dir, summary_base, metrics, done, loss, ckpt_dir)
             steps_since += 1
             loss_sum += loss
@@ -223,8 +223,9 @@ def _diverged(run_dir: Path, base: dict, metrics: MetricsWriter, step: int, loss
     good = checkpoint.list_steps(ckpt_dir)
     kept = f"the last good checkpoint (step {good[-1]}) is kept" if good else "no checkpoint had been written yet"
     write_summary(run_dir, base | {"status": "diverged", "step": step, "loss": str(loss)})
+    what = f"loss is {loss}" if not math.isfinite(loss) else f"loss {loss:.4g} but non-finite gradients or parameters"
     raise DivergedError(
-        f"training diverged at step {step}: loss is {loss}; {kept} in {ckpt_dir}. "
+        f"training diverged at step {step}: {what}; {kept} in {ckpt_dir}. "
         "Expected a finite loss: try a lower train.optimizer.lr or longer warmup"
     )
 

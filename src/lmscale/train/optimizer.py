@@ -61,10 +61,12 @@ def schedule_fn(cfg: ScheduleConfig, peak_lr: float, steps: int):
 def decay_mask(axes):
     """True for parameters that get weight decay: matrices that are not embeddings."""
 
+    # A weight matrix maps one feature axis to another; biases and gains carry at most one.
+    features = {"embed", "mlp", "heads", "vocab"}
+
     def mask_for(path, spec: P):
         top = getattr(path[0], "key", None)
-        dims = [a for a in spec if a != "layers"]
-        return top != "embed" and len(dims) >= 2
+        return top != "embed" and len(features.intersection(spec)) >= 2
 
     return jax.tree_util.tree_map_with_path(mask_for, axes, is_leaf=lambda s: isinstance(s, P))
 

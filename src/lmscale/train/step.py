@@ -97,10 +97,15 @@ def build_trainer(cfg: RunConfig, mesh: Mesh) -> Trainer:
             (loss, grads), _ = jax.lax.scan(micro_step, (jnp.zeros((), jnp.float32), zeros), (jnp.arange(tcfg.grad_accum), batch))
             loss = loss / tcfg.grad_accum
             grads = jax.tree.map(lambda g: g / tcfg.grad_accum, grads)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = optimizer.update(grads, state["opt_state"], params)
         new_params = optax.apply_updates(params, updates)
-        metrics = {"loss": loss, "grad_norm": grad_norm, "update_norm": optax.global_norm(updates)}
+        # A state is good only if the loss, the gradients and every new parameter are finite:
+        # the loop never checkpoints a state that is not.
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        for leaf in jax.tree.leaves(new_params):
+            finite &= jnp.all(jnp.isfinite(leaf))
+        metrics = {"loss": loss, "grad_norm": grad_norm, "update_norm": optax.tree.norm(updates), "finite": finite}
         return {"params": new_params, "opt_state": opt_state}, metrics
 
     jit_train = jax.jit(
