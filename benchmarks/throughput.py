@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Training throughput of lmscale on this machine, against nanoGPT's baby GPT.
+
+Prints one table: the machine, the measured matmul peak (FLOP/s of a large float32 matmul, the
+same units as the model FLOPs), lmscale's ms/iteration and tokens/s for a config (default: the
+baby GPT, batch 12 x 64 tokens), the achieved model FLOP/s as a fraction of that peak, and the
+reference: nanoGPT's PyTorch baby GPT at ~33 ms/iteration (~23k tokens/s) on a 2-core CPU. With
+``--torch-python PYTHON`` (an interpreter that has torch, e.g. a venv with torch==2.13.0) it
+also runs benchmarks/nanogpt_torch_baseline.py on the same machine, interleaved with lmscale's
+measurement, so both see the same machine load.
+
+    python benchmarks/throughput.py [--config configs/baby-gpt.yaml] [--iters 200] [--repeats 3]
+                                    [--torch-python /tmp/torchvenv/bin/python] [--set key=value ...]
+
+The timed loop is the trainer's own: build the host batch from the loader, shard it, run the
+compiled step, read the loss (as nanoGPT's train.py does with loss.item() every iteration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = "nanoGPT baby GPT, PyTorch CPU: ~33 ms/iter, ~23k tokens/s on a 2-core CPU (issue #2)"
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> float:
+    """Best achieved FLOP/s of an n x n x n matmul (2 n^3 FLOPs)."""
+    a = jnp.ones((n, n), dtype)
+    b = jnp.ones((n, n), dtype)
+    f = jax.jit(lambda x, y: x @ y)
+    f(a, b).block_until_ready()
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, b).block_until_ready()
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def lmscale_run(config: str, overrides: list[str], iters: int, warmup: int) -> dict:
+    from lmscale.config import load_config
+    from lmscale.data.loader import BatchLoader
+    from lmscale.data.prepare import prepare_data
+    from lmscale.model.sizing import count_flops
+    from lmscale.parallel import make_mesh
+    from lmscale.train.run import resolve_vocab
+    from lmscale.train.step import build_trainer, shard_batch
+
+    cfg = load_config(config, overrides)
+    data = prepare_data(cfg.data)
+    cfg = resolve_vocab(cfg, data.vocab_size)
+    trainer = build_trainer(cfg, make_mesh(cfg.mesh))
+    loader = BatchLoader(data.train, cfg.model.context, cfg.train.batch_size, cfg.seed)
+    state = trainer.init_state()
+    b0 = shard_batch(trainer, loader.batch(0))
+    t = time.perf_counter()
+    step = trainer.train_step.lower(state, b0, jnp.int32(0)).compile()
+    compile_s = time.perf_counter() - t
+    times = []
+    for i in range(warmup + iters):
+        t = time.perf_counter()
+        state, m = step(state, shard_batch(trainer, loader.batch(i)), jnp.int32(i))
+        float(m["loss"])
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    tokens = cfg.train.batch_size * cfg.model.context
+    med = statistics.median(times)
+    return {
+        "ms_per_iter_median": 1e3 * med,
+        "ms_per_iter_min": 1e3 * min(times),
+        "tokens_per_s": tokens / med,
+        "model_flops_per_s": tokens / med * count_flops(cfg.model).per_token,
+        "compile_s": compile_s,
+        "tokens_per_iter": tokens,
+        "name": cfg.name,
+        "precision": cfg.train.precision,
+    }
+
+
+def torch_run(python: str, iters: int) -> dict | None:
+    script = ROOT / "benchmarks" / "nanogpt_torch_baseline.py"
+    proc = subprocess.run([python, str(script), "--iters", str(iters), "--json"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"(torch baseline failed: {proc.stdout.strip()[-200:]} {proc.stderr.strip()[-200:]})", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(ROOT / "configs" / "baby-gpt.yaml"))
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
+    p.add_argument("--iters", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3, help="alternating rounds (lmscale, then torch if given)")
+    p.add_argument("--torch-python", default=None, help="a Python interpreter with torch, to run nanoGPT here too")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    peak = matmul_peak()
+    ours, theirs = [], []
+    for _ in range(args.repeats):
+        ours.append(lmscale_run(args.config, args.overrides, args.iters, args.warmup))
+        if args.torch_python:
+            r = torch_run(args.torch_python, args.iters)
+            if r:
+                theirs.append(r)
+    best = min(ours, key=lambda r: r["ms_per_iter_median"])
+    med_ms = statistics.median(r["ms_per_iter_median"] for r in ours)
+    rows = [
+        ("machine", f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"),
+        ("jax", f"{jax.__version__}, backend {jax.default_backend()}, {len(jax.devices())} device(s)"),
+        ("matmul peak (measured)", f"{peak / 1e9:,.1f} GFLOP/s (float32 2048^3, best of 10)"),
+        ("config", f"{best['name']} ({best['tokens_per_iter']} tokens/iter, {best['precision']})"),
+        ("lmscale ms/iter", f"median of {args.repeats} runs {med_ms:.2f}; best run {best['ms_per_iter_median']:.2f} "
+                            f"(fastest iter {best['ms_per_iter_min']:.2f})"),
+        ("lmscale tokens/s", f"{best['tokens_per_iter'] / med_ms * 1e3:,.0f} (median run), {best['tokens_per_s']:,.0f} (best run)"),
+        ("model FLOP/s", f"{best['model_flops_per_s'] / 1e9:,.1f} GFLOP/s = {best['model_flops_per_s'] / peak:.0%} of measured peak "
+                         "(6N+12LTd convention)"),
+        ("compile", f"{best['compile_s']:.1f} s"),
+    ]
+    if theirs:
+        t_med = statistics.median(r["ms_per_iter_median"] for r in theirs)
+        rows.append(("nanoGPT (torch) here", f"median of {len(theirs)} runs {t_med:.2f} ms/iter, "
+                                             f"{theirs[0]['config']['block_size'] * 12 / t_med * 1e3:,.0f} tokens/s "
+                                             f"(torch {theirs[0]['torch_version']}, {theirs[0]['threads']} threads)"))
+        rows.append(("speed-up vs nanoGPT", f"{t_med / med_ms:.2f}x"))
+    rows.append(("reference", REFERENCE))
+    w = max(len(k) for k, _ in rows)
+    print("lmscale training throughput")
+    for k, v in rows:
+        print(f"  {k:<{w}}  {v}")
+    if args.json:
+        print(json.dumps({"peak_flops": peak, "lmscale": ours, "torch": theirs}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
