@@ -28,7 +28,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "baby-gpt-quality"))
     p.add_argument("--set", dest="overrides", action="append", default=[])
-    p.add_argument("--keep", action="store_true", help="resume an existing run dir instead of starting fresh")
+    p.add_argument("--fresh", action="store_true", help="delete an existing --run-dir first (otherwise it is resumed)")
     args = p.parse_args()
 
     from lmscale.config import load_config
@@ -36,7 +36,7 @@ def main() -> int:
 
     cfg = load_config(ROOT / "configs" / "baby-gpt.yaml", args.overrides)
     run = Path(args.run_dir)
-    if run.exists() and not args.keep:
+    if run.exists() and args.fresh:
         shutil.rmtree(run)
     s = train(cfg, run)
     rows = [

@@ -99,3 +99,29 @@ def test_model_commands():
     assert [(r["depth"], r["width"], r["heads"]) for r in rows] == [(2, 128, 2), (4, 256, 4)]
     bad = run_cli("model", "ladder", "--depths", "two")
     assert bad.returncode == 2 and "--depths" in _error_line(bad)
+
+
+def test_usage_errors_exit_2(tmp_path):
+    proc = run_cli("train", tmp_path / "x.yaml", "--bogus-option")
+    assert proc.returncode == 2 and "No such option" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("sample", tmp_path, "--max-tokens", "abc")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    proc = run_cli("train")
+    assert proc.returncode == 2 and "Missing argument" in proc.stderr
+
+
+def test_run_dir_is_usable_from_any_directory(text_corpus, tmp_path):
+    """Relative corpus paths are stored absolute, so resume and sample work from elsewhere."""
+    work = text_corpus.parent
+    cfg = tiny_config("corpus.txt", **{"train.steps": 10})
+    write_yaml(work / "rel.yaml", cfg)
+    proc = run_cli("train", "rel.yaml", "--run-dir", "runs/rel", "--no-progress", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    again = run_cli("train", work / "runs" / "rel", "--no-progress", cwd=elsewhere)
+    assert again.returncode == 0, again.stderr
+    s = run_cli("sample", work / "runs" / "rel", "--prompt", "", "--max-tokens", "10", cwd=elsewhere)
+    assert s.returncode == 0, s.stderr
+    w = run_cli("sample", work / "runs" / "rel", "--prompt", "Zq", "--max-tokens", "5", cwd=elsewhere)
+    assert w.returncode == 0 and "not in the training vocabulary" in w.stderr

@@ -23,6 +23,10 @@ def test_defaults_are_gpt2_small():
         ({"model": {"dropout": 1.5}}, "model.dropout=1.5"),
         ({"mesh": {"data": 0}}, "mesh.data=0"),
         ({"train": {"steps": 10}}, "train.schedule.warmup=100 exceeds train.steps=10"),
+        ({"seed": -1}, "seed=-1"),
+        ({"name": "../escape"}, "name='../escape'"),
+        ({"train": {"optimizer": {"lr": float("inf")}}}, "train.optimizer.lr=inf"),
+        ({"model": {"mlp_ratio": float("inf")}}, "model.mlp_ratio=inf"),
     ],
 )
 def test_bad_values_are_one_line_errors(raw, needle):

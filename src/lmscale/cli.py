@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -87,6 +86,16 @@ class RichReporter:
             self.progress = None
 
 
+def _validated_model(raw: dict[str, Any]):
+    from lmscale.config import ModelConfig, _format_validation_error
+    from pydantic import ValidationError
+
+    try:
+        return ModelConfig.model_validate(raw)
+    except ValidationError as err:
+        raise LmscaleError(_format_validation_error(err, "(model)")) from None
+
+
 def _load_cfg(config: Path, overrides: list[str]):
     from lmscale.config import load_config
 
@@ -117,7 +126,13 @@ def train(
     else:
         cfg = _load_cfg(config, set_ or [])
         run_dir = run_dir or Path("runs") / cfg.name
-    summary = run_train(cfg, run_dir, RichReporter(progress))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise LmscaleError(f"--run-dir {str(run_dir)!r} is a file; expected a directory (new or an existing run)")
+    try:
+        summary = run_train(cfg, run_dir, RichReporter(progress))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted; resume with: lmscale train {run_dir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     _print_summary(summary)
     console.print(f"run written to {run_dir}/ (config.yaml, metrics.jsonl, checkpoints/, summary.json)")
 
@@ -158,11 +173,12 @@ def sample(
     Example: lmscale sample runs/baby-gpt --prompt "ROMEO:" --max-tokens 300
     """
     from lmscale.train.run import load_run
-    from lmscale.train.sample import generate
+    from lmscale.train.sample import encode_prompt, generate
 
-    run = load_run(run_dir)
-    ids = run.tokenizer.encode(prompt)
-    out = generate(run.params, run.cfg.model, ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed)
+    run = load_run(run_dir, warn=RichReporter().warn)
+    ids = encode_prompt(run.tokenizer, prompt, RichReporter().warn)
+    out = generate(run.params, run.cfg.model, ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
+                   seed=seed, vocab_limit=run.tokenizer.vocab_size)
     sys.stdout.write(prompt + run.tokenizer.decode(out) + "\n")
 
 
@@ -290,7 +306,7 @@ def model_size(
     if m.vocab_size is None:
         if vocab is None:
             raise LmscaleError("model.vocab_size is null (set by the tokenizer); expected --vocab N to count parameters")
-        m = m.model_copy(update={"vocab_size": vocab})
+        m = _validated_model({**m.model_dump(), "vocab_size": vocab})
     n, f = count_params(m), count_flops(m)
     console.print(f"parameters: {n.total:,} total, {n.non_embedding:,} non-embedding, {n.embedding:,} embedding")
     console.print(f"training FLOPs/token: {f.per_token:,.0f} ({FLOP_CONVENTION}); causal attention: {f.per_token_causal:,.0f}")
@@ -317,7 +333,11 @@ def model_ladder(
         raise LmscaleError(f"--depths {depths!r}; expected comma-separated positive integers such as 2,4,8") from None
     if not ds or min(ds) < 1:
         raise LmscaleError(f"--depths {depths!r}; expected comma-separated positive integers such as 2,4,8")
-    models = ladder(depths=ds, aspect_ratio=aspect_ratio, head_dim=head_dim, vocab_size=vocab, context=context)
+    for name, v in (("--aspect-ratio", aspect_ratio), ("--head-dim", head_dim), ("--vocab", vocab), ("--context", context)):
+        if v < 1:
+            raise LmscaleError(f"{name}={v}; expected a positive integer")
+    models = [_validated_model(m.model_dump()) for m in
+              ladder(depths=ds, aspect_ratio=aspect_ratio, head_dim=head_dim, vocab_size=vocab, context=context)]
     rows = []
     for m in models:
         n, f = count_params(m), count_flops(m)
@@ -335,17 +355,10 @@ def model_ladder(
 
 
 def main() -> None:
+    # Typer's standalone mode handles usage errors (exit 2) and --help; our own errors pass
+    # through it and are printed here as one line.
     try:
-        app(standalone_mode=False)
+        app()
     except LmscaleError as err:
         err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(err.exit_code)
-    except click.exceptions.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; resume with the same command")
-        sys.exit(130)

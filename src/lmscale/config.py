@@ -21,7 +21,7 @@ from lmscale.errors import LmscaleError
 class Strict(BaseModel):
     """Base for every config section: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class ModelConfig(Strict):
@@ -30,7 +30,7 @@ class ModelConfig(Strict):
     depth: int = Field(12, gt=0, description="number of transformer blocks (n_layer)")
     width: int = Field(768, gt=0, description="residual stream width d_model (n_embd)")
     heads: int = Field(12, gt=0, description="attention heads; width must divide by it")
-    mlp_ratio: float = Field(4.0, gt=0, description="MLP hidden width / model width")
+    mlp_ratio: float = Field(4.0, gt=0, le=64, description="MLP hidden width / model width")
     context: int = Field(1024, gt=0, description="context length in tokens (block_size)")
     vocab_size: int | None = Field(
         None, gt=0, description="vocabulary size; null = the tokenizer's (padded up to a multiple of pad_vocab_to)"
@@ -155,8 +155,8 @@ class MeshConfig(Strict):
 
 
 class RunConfig(Strict):
-    name: str = "run"
-    seed: int = 0
+    name: str = Field("run", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="run name (runs/<name>)")
+    seed: int = Field(0, ge=0, lt=2**32)
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()

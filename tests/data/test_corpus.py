@@ -86,3 +86,14 @@ def test_huggingface_dataset_from_local_path(tmp_path):
     assert len(c.train) == 18 and c.val == ["row number 18", "row number 19"]
     with pytest.raises(LmscaleError, match="has no column 'body'"):
         load_corpus(DataConfig(corpus=f"hf:{tmp_path / 'hfds'}", text_field="body"))
+
+
+def test_surrogates_and_misplaced_validation_options(tmp_path):
+    j = tmp_path / "s.jsonl"
+    j.write_text('{"text": "fine"}\n{"text": "broken \\ud800 here"}\n')
+    with pytest.raises(LmscaleError, match=r"s.jsonl:2 holds an unpaired surrogate"):
+        load_corpus(DataConfig(corpus=str(j)))
+    t = tmp_path / "t.txt"
+    t.write_text("some text\n" * 10)
+    with pytest.raises(LmscaleError, match="val_plays is set"):
+        load_corpus(DataConfig(corpus=str(t), val_plays=["macbeth"]))

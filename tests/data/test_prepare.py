@@ -67,3 +67,16 @@ def test_byte_and_bpe_units(text_corpus):
     p = prepare_data(DataConfig(corpus=str(text_corpus), tokenizer={"kind": "bpe", "vocab_size": 300}))
     assert p.manifest["splits"]["val"]["unit"] == "byte"
     assert p.units_per_token() > 1.5  # BPE tokens span several bytes
+
+
+def test_separate_validation_corpus_is_part_of_the_source(text_corpus, tmp_path):
+    v = tmp_path / "val.txt"
+    v.write_text("The king is dead.\n" * 20)
+    cfg = DataConfig(corpus=str(text_corpus), val_corpus=str(v))
+    a = prepare_data(cfg)
+    assert a.manifest["splits"]["val"]["units"] == len(v.read_text())
+    v.write_text("The king is dead.\n" * 60)
+    logs = []
+    b = prepare_data(cfg, log=logs.append)
+    assert any("changed" in m for m in logs)
+    assert b.manifest["splits"]["val"]["units"] == len(v.read_text())

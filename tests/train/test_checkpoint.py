@@ -5,7 +5,7 @@ from lmscale.train import checkpoint
 
 
 def state(v=1.0):
-    return {"params": {"w": jnp.full((3, 4), v), "b": jnp.arange(5.0)}, "opt_state": (jnp.int32(7), {"mu": jnp.ones(2)})}
+    return {"params": {"w": jnp.full((3, 4), float(v)), "b": jnp.arange(5.0)}, "opt_state": (jnp.int32(7), {"mu": jnp.ones(2)})}
 
 
 def test_round_trip_and_rotation(tmp_path):

@@ -128,3 +128,43 @@ def test_sigkill_and_resume_is_bitwise_identical(text_corpus, tmp_path):
     rb = [r for r in read_metrics(killed / "metrics.jsonl") if r["kind"] == "train"]
     assert [r["step"] for r in rb] == list(range(1, 61))
     assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
+
+
+def test_resume_refuses_changed_data_and_keeps_the_run(text_corpus, tmp_path):
+    cfg = validate_config(tiny_config(text_corpus, **{"train.steps": 10}))
+    run = tmp_path / "run"
+    train(cfg, run)
+    record = (run / "data.json").read_bytes(), (run / "tokenizer.json").read_bytes()
+    text_corpus.write_text(text_corpus.read_text() + "An extra line, changing the corpus.\n")
+    with pytest.raises(LmscaleError, match="was trained on other data"):
+        train(cfg, run)
+    assert ((run / "data.json").read_bytes(), (run / "tokenizer.json").read_bytes()) == record
+
+
+def test_all_checkpoints_unusable_is_an_error_not_a_restart(text_corpus, tmp_path):
+    cfg = validate_config(tiny_config(text_corpus, **{"train.steps": 20}))
+    run = tmp_path / "run"
+    train(cfg, run)
+    for f in (run / "checkpoints").glob("*.npz"):
+        f.write_bytes(f.read_bytes()[:50])
+    before = (run / "metrics.jsonl").read_bytes()
+    with pytest.raises(LmscaleError, match="none is usable"):
+        train(cfg, run)
+    assert (run / "metrics.jsonl").read_bytes() == before
+
+
+def test_sampling_never_emits_padding_ids():
+    import jax
+
+    from lmscale.config import ModelConfig
+    from lmscale.model import transformer
+    from lmscale.train.sample import generate
+
+    cfg = ModelConfig(depth=1, width=16, heads=2, context=8, vocab_size=40)
+    params, _ = transformer.init(cfg, jax.random.key(0))
+    out = generate(params, cfg, np.array([1, 2]), max_tokens=200, temperature=2.0, seed=1, vocab_limit=5)
+    assert out.shape == (200,) and out.max() < 5 and len(np.unique(out)) > 1
+    greedy = generate(params, cfg, np.array([1, 2]), max_tokens=30, temperature=0.0, seed=1)
+    assert np.array_equal(greedy, generate(params, cfg, np.array([1, 2]), max_tokens=30, temperature=0.0, seed=7))
+    with pytest.raises(LmscaleError, match="--temperature=nan"):
+        generate(params, cfg, np.array([1]), temperature=float("nan"))

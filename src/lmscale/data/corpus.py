@@ -43,6 +43,7 @@ class SourceSpec:
     kind: str  # shakespeare | text | dir | jsonl | hf
     location: str
     files: tuple[str, ...] = ()
+    extra: tuple["SourceSpec", ...] = ()  # a separate validation corpus
 
     def fingerprint(self) -> list[list[Any]]:
         out = []
@@ -53,6 +54,9 @@ class SourceSpec:
 
     def checksum(self, cfg: DataConfig | None = None) -> str:
         """Content checksum: sha256 over every file's bytes (or the dataset's own fingerprint)."""
+        if self.extra:
+            own = SourceSpec(self.kind, self.location, self.files[: len(self.files) - sum(len(e.files) for e in self.extra)])
+            return hashlib.sha256("/".join([own.checksum(cfg)] + [e.checksum(cfg) for e in self.extra]).encode()).hexdigest()
         if self.kind == "shakespeare":
             from lmscale.data import shakespeare
 
@@ -124,8 +128,18 @@ def _read_jsonl(path: str, text_field: str) -> list[str]:
         value = obj[text_field]
         if not isinstance(value, str):
             raise LmscaleError(f"{path}:{lineno} field {text_field!r} is a {type(value).__name__}; expected a string")
+        _check_encodable(value, f"{path}:{lineno}")
         docs.append(value)
     return docs
+
+
+def _check_encodable(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise LmscaleError(
+            f"{where} holds an unpaired surrogate (\\u{ord(text[err.start]):04x}) at character {err.start}; expected valid Unicode text"
+        ) from None
 
 
 def _hf_dataset(location: str, config: str | None, split: str):
@@ -157,10 +171,12 @@ def _read_hf(location: str, config: str | None, split: str, text_field: str) -> 
         raise LmscaleError(
             f"dataset {location!r} has no column {text_field!r}; expected one of {ds.column_names} (set data.text_field)"
         )
-    docs = ds[text_field]
-    if docs and not isinstance(docs[0], str):
-        raise LmscaleError(f"dataset {location!r} column {text_field!r} holds {type(docs[0]).__name__}; expected strings")
-    return list(docs)
+    docs = list(ds[text_field])
+    for i, d in enumerate(docs):
+        if not isinstance(d, str):
+            raise LmscaleError(f"dataset {location!r} row {i} column {text_field!r} holds {type(d).__name__}; expected strings")
+        _check_encodable(d, f"dataset {location!r} row {i}")
+    return docs
 
 
 def read_documents(spec: SourceSpec, cfg: DataConfig) -> tuple[list[str], list[str]]:
@@ -189,14 +205,20 @@ def _split_single(doc: str, fraction: float) -> tuple[str, str]:
 def load_corpus(cfg: DataConfig) -> Corpus:
     spec = resolve_source(cfg.corpus, cfg.format)
     if spec.kind == "shakespeare":
+        if cfg.val_corpus:
+            raise LmscaleError(
+                f"data.val_corpus={cfg.val_corpus!r} with the Shakespeare corpus; expected data.val_plays to choose held-out plays"
+            )
         return _load_shakespeare(cfg)
+    if cfg.val_plays is not None:
+        raise LmscaleError(f"data.val_plays is set for corpus {cfg.corpus!r}; expected it only with corpus 'shakespeare'")
     docs, names = read_documents(spec, cfg)
     docs = [d for d in docs if d.strip()]
     if not docs:
         raise LmscaleError(f"corpus {cfg.corpus!r} is empty; expected at least one non-empty document")
     meta: dict[str, Any] = {"source": spec.kind, "location": spec.location, "documents": len(docs)}
     if cfg.val_corpus:
-        vspec = resolve_source(cfg.val_corpus, cfg.format if cfg.format != "auto" else "auto")
+        vspec = resolve_source(cfg.val_corpus, cfg.format)
         val, _ = read_documents(vspec, cfg)
         val = [d for d in val if d.strip()]
         if not val:

@@ -3,8 +3,8 @@
 Each epoch draws a random phase ``offset in [0, T)`` and a random permutation of the
 non-overlapping windows ``offset + T*k`` (T = context), both from a generator seeded by
 ``(seed, epoch)``. Batches take consecutive entries of that permutation, so within an epoch
-every window is used exactly once (sampling without replacement), and every token is seen once
-per epoch. Because sample ``i`` is a pure function of ``(seed, i)``, the loader's whole state is
+every window is used exactly once (sampling without replacement) and the windows tile the data:
+each token is seen once per epoch, except at most 2T tokens at the ends. Because sample ``i`` is a pure function of ``(seed, i)``, the loader's whole state is
 the step number: resuming needs no replay.
 """
 
@@ -34,7 +34,7 @@ class BatchLoader:
         if self.windows < 1:
             raise LmscaleError(
                 f"model.context={context} is too long for the {split} split ({len(tokens)} tokens); "
-                f"expected a context of at most {len(tokens) // 2 - 1} tokens"
+                f"expected a context of at most {len(tokens) // 2} tokens"
             )
         self._epoch = lru_cache(maxsize=2)(self._make_epoch)
         self._arange = np.arange(context + 1)

@@ -16,6 +16,7 @@ manifest is reported as corrupted and left untouched.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -55,13 +56,19 @@ class PreparedData:
 
 
 def _settings_key(cfg: DataConfig, spec: SourceSpec) -> dict[str, Any]:
-    tok = cfg.tokenizer.model_dump()
-    if tok.get("path"):
-        tok["path"] = str(Path(tok["path"]).resolve())
+    t = cfg.tokenizer
+    tok: dict[str, Any] = {"kind": t.kind}
+    if t.kind == "bpe" and t.path:
+        tok["path"] = str(Path(t.path).resolve())
         tok["file_sha256"] = sha256_file(tok["path"]) if Path(tok["path"]).is_file() else None
-    key: dict[str, Any] = {"source": spec.kind, "location": spec.location, "tokenizer": tok}
+    elif t.kind == "bpe":
+        tok["vocab_size"] = t.vocab_size
+    key: dict[str, Any] = {"source": spec.kind, "location": spec.location, "tokenizer": tok, "manifest": MANIFEST_VERSION}
     if spec.kind == "shakespeare":
+        from lmscale.data.shakespeare import CONVERTER_VERSION
+
         key["val_plays"] = cfg.val_plays
+        key["converter"] = CONVERTER_VERSION
     else:
         key.update(
             text_field=cfg.text_field,
@@ -75,6 +82,10 @@ def _settings_key(cfg: DataConfig, spec: SourceSpec) -> dict[str, Any]:
 
 def data_dir(cfg: DataConfig) -> tuple[Path, SourceSpec, dict[str, Any]]:
     spec = resolve_source(cfg.corpus, cfg.format)
+    if cfg.val_corpus:
+        # The held-out corpus is part of the source: its files are fingerprinted and checksummed too.
+        vspec = resolve_source(cfg.val_corpus, cfg.format)
+        spec = SourceSpec(spec.kind, spec.location, spec.files + vspec.files, (vspec,))
     settings = _settings_key(cfg, spec)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     name = "shakespeare" if spec.kind == "shakespeare" else Path(spec.location).name.replace(".", "_")[:40]
@@ -98,7 +109,7 @@ def _open(path: Path, verify: bool = True) -> PreparedData:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise _corrupted(path, f"manifest.json unreadable: {err}") from None
     try:
-        if manifest.get("version") != MANIFEST_VERSION:
+        if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
             raise _corrupted(path, f"manifest version {manifest.get('version')!r}, expected {MANIFEST_VERSION}")
         dtype = np.dtype(manifest["dtype"])
         arrays = {}
@@ -113,12 +124,11 @@ def _open(path: Path, verify: bool = True) -> PreparedData:
             if verify and sha256_file(f) != info["sha256"]:
                 raise _corrupted(path, f"{split}.bin checksum differs from the manifest")
             arrays[split] = np.memmap(f, dtype=dtype, mode="r")
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise _corrupted(path, f"manifest field missing or malformed: {err}") from None
+    try:
         tokenizer = load_tokenizer(path / "tokenizer.json")
-    except (KeyError, TypeError) as err:
-        raise _corrupted(path, f"manifest field missing: {err}") from None
-    except LmscaleError as err:
-        if "corrupted" in str(err):
-            raise
+    except Exception:  # LmscaleError, KeyError, or whatever the tokenizers library raises
         raise _corrupted(path, "tokenizer.json unreadable") from None
     return PreparedData(path, manifest, tokenizer, arrays["train"], arrays["val"])
 
@@ -129,19 +139,31 @@ def prepare_data(
     """Prepare (or reuse) the tokenised train/val splits for `cfg`."""
     log = log or (lambda msg: None)
     path, spec, settings = data_dir(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One preparer at a time per dataset (sweeps start many runs at once); the others wait and reuse.
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prepare_locked(cfg, force, log, path, spec, settings)
+
+
+def _prepare_locked(cfg, force, log, path: Path, spec: SourceSpec, settings) -> PreparedData:
+    for stale in path.parent.glob(f".{path.name}.*"):  # left by a killed build
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     if path.exists() and not force:
         if not (path / "manifest.json").exists():
             raise _corrupted(path, "manifest.json missing")
         data = _open(path)
         src = data.manifest["source"]
         fingerprint = spec.fingerprint()
-        if fingerprint == src.get("fingerprint"):
+        if fingerprint == src.get("fingerprint") and spec.files:
             return data
-        checksum = spec.checksum(cfg)
+        checksum = spec.checksum(cfg)  # sources without files (HF datasets) are always checksummed
         if checksum == src.get("checksum"):
-            # Touched but unchanged (e.g. copied): remember the new fingerprint, keep the tokens.
-            data.manifest["source"]["fingerprint"] = fingerprint
-            atomic_write_json(path / "manifest.json", data.manifest)
+            if fingerprint != src.get("fingerprint"):
+                # Touched but unchanged (e.g. copied): remember the new fingerprint, keep the tokens.
+                data.manifest["source"]["fingerprint"] = fingerprint
+                atomic_write_json(path / "manifest.json", data.manifest)
             return data
         log(f"source {spec.location} changed since it was prepared; re-tokenising")
     return _build(cfg, path, spec, settings, log)

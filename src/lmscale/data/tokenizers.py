@@ -7,6 +7,7 @@ and states the unit its bits-per-unit figure is measured in ('char' or 'byte').
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -136,12 +137,13 @@ class BPETokenizer(Tokenizer):
             raise LmscaleError(f"tokenizer file {str(path)!r} is not a valid tokenizer.json: {str(err).splitlines()[0]}") from None
 
     def encode(self, text: str) -> np.ndarray:
-        # Encode line by line in batches: the Rust encoder parallelises over a batch, and very
-        # long single strings are slow to pre-tokenise.
-        lines = text.splitlines(keepends=True)
+        # Encode paragraphs (split after blank lines) in batches: the Rust encoder parallelises
+        # over a batch, very long strings are slow to pre-tokenise, and byte-level
+        # pre-tokenisation never merges across the whitespace we split at.
+        parts = [p for p in re.split(r"(?<=\n\n)(?=\S)", text) if p]
         out = []
-        for i in range(0, len(lines), 8192):
-            for enc in self.hf.encode_batch(lines[i : i + 8192], add_special_tokens=False):
+        for i in range(0, len(parts), 4096):
+            for enc in self.hf.encode_batch(parts[i : i + 4096], add_special_tokens=False):
                 out.append(np.asarray(enc.ids, dtype=np.int64))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 

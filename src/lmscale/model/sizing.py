@@ -12,7 +12,7 @@ Conventions (printed with every figure):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from lmscale.config import ModelConfig
@@ -34,9 +34,6 @@ class FlopCount:
     matmul_params: int
     attention: float  # the 12*L*T*d term
     convention: str = FLOP_CONVENTION
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def count_params(cfg: ModelConfig) -> ParamCount:

@@ -162,21 +162,22 @@ def hidden_states(params: Params, tokens, cfg: ModelConfig, *, dropout_key=None,
     if cfg.positions == "learned":
         x = x + params["embed"]["positions"][:T]
     x = _dropout(x, cfg.dropout, jax.random.fold_in(dropout_key, 0) if use_dropout else None)
-    x = x.astype(compute_dtype)
+    dt = compute_dtype
 
     def block(x, layer):
+        # The residual stream stays float32; only the matmul inputs are cast to `compute_dtype`.
         p, idx = layer
         k = jax.random.fold_in(dropout_key, idx + 1) if use_dropout else None
-        h = _attention(p["attn"], _norm(p["norm1"], x, cfg), cfg, k, compute_dtype)
-        x = x + _dropout(h, cfg.dropout, None if k is None else jax.random.fold_in(k, 2))
-        h = _mlp(p["mlp"], _norm(p["norm2"], x, cfg), cfg, compute_dtype)
-        x = x + _dropout(h, cfg.dropout, None if k is None else jax.random.fold_in(k, 3))
+        h = _attention(p["attn"], _norm(p["norm1"], x, cfg).astype(dt), cfg, k, dt)
+        x = x + _dropout(h, cfg.dropout, None if k is None else jax.random.fold_in(k, 2)).astype(jnp.float32)
+        h = _mlp(p["mlp"], _norm(p["norm2"], x, cfg).astype(dt), cfg, dt)
+        x = x + _dropout(h, cfg.dropout, None if k is None else jax.random.fold_in(k, 3)).astype(jnp.float32)
         return x, None
 
     # Fully unrolled scan: one trace per block type (fast compiles), unrolled code (fast steps
     # on CPU, where the per-iteration overhead of a rolled loop is visible at small widths).
     x, _ = jax.lax.scan(block, x, (params["blocks"], jnp.arange(cfg.depth)), unroll=True)
-    return _norm(params["final_norm"], x, cfg)
+    return _norm(params["final_norm"], x, cfg).astype(dt)
 
 
 def readout(params: Params, h, cfg: ModelConfig):

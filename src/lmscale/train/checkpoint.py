@@ -92,6 +92,8 @@ def list_steps(ckpt_dir: str | os.PathLike) -> list[int]:
 def _load_one(ckpt_dir: Path, step: int, template) -> Checkpoint:
     stem = ckpt_dir / f"step-{step:08d}"
     meta = json.loads((stem.with_suffix(".json")).read_text(encoding="utf-8"))
+    if meta.get("step") != step:
+        raise ValueError(f"its metadata says step {meta.get('step')}")
     npz = stem.with_suffix(".npz")
     if not npz.is_file():
         raise ValueError("npz file missing")
@@ -107,8 +109,13 @@ def _load_one(ckpt_dir: Path, step: int, template) -> Checkpoint:
     with np.load(npz, allow_pickle=False) as z:
         for i, ((path, leaf), info) in enumerate(zip(t_flat, meta["leaves"])):
             a = z[f"leaf_{i:05d}"]
-            if info["path"] != jax.tree_util.keystr(path) or tuple(a.shape) != tuple(leaf.shape):
-                raise ValueError(f"leaf {info['path']} does not match the expected {jax.tree_util.keystr(path)}")
+            if (
+                info["path"] != jax.tree_util.keystr(path)
+                or tuple(a.shape) != tuple(leaf.shape)
+                or np.dtype(a.dtype) != np.dtype(leaf.dtype)
+            ):
+                raise ValueError(f"leaf {info['path']} {a.shape} {a.dtype} does not match the expected "
+                                 f"{jax.tree_util.keystr(path)} {tuple(leaf.shape)} {np.dtype(leaf.dtype)}")
             arrays.append(a)
     return Checkpoint(step=int(meta["step"]), state=jax.tree_util.tree_unflatten(treedef, arrays), meta=meta)
 

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lmscale.config import RunConfig
-from lmscale.data.loader import BatchLoader
+from lmscale.data.loader import BatchLoader, eval_starts
 from lmscale.data.prepare import prepare_data
-from lmscale.errors import DivergedError
+from lmscale.errors import DivergedError, LmscaleError
 from lmscale.fileio import atomic_write_json, read_json
 from lmscale.model.sizing import FLOP_CONVENTION, count_flops, count_params
 from lmscale.parallel.mesh import make_mesh
@@ -29,7 +29,16 @@ from lmscale.train import checkpoint
 from lmscale.train.evaluate import evaluate
 from lmscale.train.metrics import MetricsWriter, read_metrics
 from lmscale.train.optimizer import schedule_fn
-from lmscale.train.run import CHECKPOINTS, METRICS, SUMMARY, check_or_write_config, resolve_vocab
+from lmscale.train.run import (
+    CHECKPOINTS,
+    METRICS,
+    SUMMARY,
+    check_or_write_config,
+    check_run_data,
+    is_run_dir,
+    resolve_paths,
+    resolve_vocab,
+)
 from lmscale.train.step import build_trainer, shard_batch
 
 
@@ -56,19 +65,23 @@ def train(cfg: RunConfig, run_dir: str | Path, reporter: Reporter | None = None)
     """Train (or resume) the run in `run_dir`; returns the summary also written to summary.json."""
     rep = reporter or Reporter()
     run_dir = Path(run_dir)
+    cfg = resolve_paths(cfg)
     data = prepare_data(cfg.data, log=rep.log)
     cfg = resolve_vocab(cfg, data.vocab_size)
     tcfg, mcfg = cfg.train, cfg.model
     # Validate the data against the context before anything is written.
     loader = BatchLoader(data.train, mcfg.context, tcfg.batch_size, cfg.seed, split="train")
-    BatchLoader(data.val, mcfg.context, 1, cfg.seed, split="validation")
+    eval_starts(len(data.val), mcfg.context, 1)
     mesh = make_mesh(cfg.mesh)
     trainer = build_trainer(cfg, mesh)
 
+    if is_run_dir(run_dir):
+        check_run_data(run_dir, data.manifest)
     resumed = check_or_write_config(run_dir, cfg)
     finished_before = resumed and _has_final(run_dir)
-    data.tokenizer.save(run_dir / "tokenizer.json")
-    atomic_write_json(run_dir / "data.json", data.manifest | {"path": str(data.path)})
+    if not resumed:  # a resumed run keeps the tokenizer and data record it was trained with
+        data.tokenizer.save(run_dir / "tokenizer.json")
+        atomic_write_json(run_dir / "data.json", data.manifest | {"path": str(data.path)})
     ckpt_dir = run_dir / CHECKPOINTS
     checkpoint.clean_temporaries(ckpt_dir)
 
@@ -80,6 +93,11 @@ def train(cfg: RunConfig, run_dir: str | Path, reporter: Reporter | None = None)
             state = jax.device_put(ckpt.state, trainer.state_shardings)
             start_step = ckpt.step
             rep.log(f"resuming {run_dir} from step {start_step}")
+        elif checkpoint.list_steps(ckpt_dir):
+            raise LmscaleError(
+                f"run directory {str(run_dir)!r} has checkpoints but none is usable (see the warnings above); "
+                "expected a valid checkpoint to resume — move the run aside or use a new --run-dir"
+            )
     if state is None:
         state = trainer.init_state()
 
@@ -106,6 +124,9 @@ def train(cfg: RunConfig, run_dir: str | Path, reporter: Reporter | None = None)
         "devices": mesh.devices.size,
         "platform": jax.default_backend(),
     }
+    if finished_before and start_step == tcfg.steps:
+        rep.log(f"{run_dir} is already finished ({tcfg.steps} steps)")
+        return read_json(run_dir / SUMMARY)
     write_summary(run_dir, summary_base | {"status": "running", "step": start_step})
 
     def do_eval(step: int, count: int | None) -> dict[str, Any]:
@@ -126,19 +147,22 @@ def train(cfg: RunConfig, run_dir: str | Path, reporter: Reporter | None = None)
         f"{flops.per_token / 1e6:.2f} MFLOPs/token [{FLOP_CONVENTION}], {mesh.devices.size} {jax.default_backend()} "
         f"device(s), compiled in {compile_s:.1f}s"
     )
+    last_eval: dict[str, Any] = next((r for r in reversed(prior) if r.get("kind") == "eval"), {})
     if start_step == 0:
-        do_eval(0, tcfg.eval_sequences)
+        last_eval = do_eval(0, tcfg.eval_sequences)
 
     rep.start(tcfg.steps, start_step)
     last_train: dict[str, Any] = {}
-    last_eval: dict[str, Any] = {}
     t_last, steps_since, loss_sum = time.perf_counter(), 0, 0.0
     t_train = 0.0
     step = start_step
     try:
+        batch = batch0
         for step in range(start_step, tcfg.steps):
-            batch = batch0 if step == start_step else shard_batch(trainer, loader.batch(step))
             state, m = step_fn(state, batch, jnp.int32(step))
+            # Prepare the next batch while the device runs this step, then wait for its loss.
+            if step + 1 < tcfg.steps:
+                batch = shard_batch(trainer, loader.batch(step + 1))
             loss = float(m["loss"])
             done = step + 1
             if not bool(m["finite"]):

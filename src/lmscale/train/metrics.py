@@ -56,6 +56,8 @@ def iter_metrics(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
             if not line:
                 continue
             try:
-                yield json.loads(line)
+                rec = json.loads(line)
             except json.JSONDecodeError:
-                return  # a torn last line from a killed process
+                continue  # a torn line from a killed process
+            if isinstance(rec, dict):
+                yield rec

@@ -77,6 +77,45 @@ def check_or_write_config(run_dir: Path, cfg: RunConfig) -> bool:
     return False
 
 
+def resolve_paths(cfg: RunConfig) -> RunConfig:
+    """Make corpus and tokenizer paths absolute, so a run directory works from any directory."""
+    d = cfg.data
+
+    def absolute(value: str | None, prefix: str = "") -> str | None:
+        if value is None:
+            return None
+        body = value.removeprefix(prefix) if prefix and value.startswith(prefix) else value
+        if (prefix and not value.startswith(prefix)) or not Path(body).expanduser().exists():
+            return value
+        return prefix + str(Path(body).expanduser().resolve())
+
+    corpus = d.corpus
+    if not (corpus == "shakespeare" and d.format == "auto"):
+        corpus = absolute(corpus, "hf:") if corpus.startswith("hf:") else absolute(corpus)
+    val = absolute(d.val_corpus, "hf:") if d.val_corpus and d.val_corpus.startswith("hf:") else absolute(d.val_corpus)
+    tok = d.tokenizer.model_copy(update={"path": absolute(d.tokenizer.path)})
+    data = d.model_copy(update={"corpus": corpus, "val_corpus": val, "tokenizer": tok})
+    return cfg.model_copy(update={"data": data})
+
+
+def check_run_data(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """A run resumes only on the data it was trained on (same source checksum and tokenizer)."""
+    path = Path(run_dir) / "data.json"
+    if not path.is_file():
+        return
+    try:
+        old = read_json(path)
+        old_sum, old_tok = old["source"]["checksum"], old["tokenizer"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # an unreadable record cannot be compared; the config check still applies
+    if old_sum != manifest["source"]["checksum"] or old_tok != manifest["tokenizer"]:
+        raise LmscaleError(
+            f"run directory {str(run_dir)!r} was trained on other data (source checksum {str(old_sum)[:12]}, "
+            f"tokenizer {old_tok}); the corpus now has checksum {str(manifest['source']['checksum'])[:12]} — "
+            "expected the same data to resume, or a new --run-dir"
+        )
+
+
 @dataclass
 class LoadedRun:
     cfg: RunConfig
@@ -86,7 +125,7 @@ class LoadedRun:
     summary: dict[str, Any] | None
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
+def load_run(run_dir: str | Path, warn=None) -> LoadedRun:
     """Config, tokenizer and the newest valid checkpoint's parameters of a run (on the host)."""
     from lmscale.parallel.mesh import make_mesh
     from lmscale.train import checkpoint
@@ -97,8 +136,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     trainer = build_trainer(cfg, make_mesh(MeshConfig(), jax.devices()[:1]))
     template = jax.eval_shape(trainer.init_state)
-    ckpt = checkpoint.load_latest(run_dir / CHECKPOINTS, template)
+    ckpt = checkpoint.load_latest(run_dir / CHECKPOINTS, template, warn=warn)
     if ckpt is None:
-        raise LmscaleError(f"run {str(run_dir)!r} has no usable checkpoint yet; expected checkpoints/step-*.npz")
+        raise LmscaleError(f"run {str(run_dir)!r} has no usable checkpoint; expected checkpoints/step-*.npz")
     summary = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).is_file() else None
     return LoadedRun(cfg, tokenizer, ckpt.state["params"], ckpt.step, summary)

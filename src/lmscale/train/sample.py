@@ -7,7 +7,9 @@ is one compilation per (prompt buffer size, max_tokens).
 
 from __future__ import annotations
 
+import math
 from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -15,20 +17,24 @@ import numpy as np
 
 from lmscale.config import ModelConfig
 from lmscale.errors import LmscaleError
+from lmscale.data.tokenizers import CharTokenizer, Tokenizer
 from lmscale.model import transformer
 
 SAMPLE_STREAM = 0x5A
 
 
-@partial(jax.jit, static_argnames=("cfg", "max_tokens", "top_k"))
-def _generate(params, buf, length, key, temperature, cfg: ModelConfig, max_tokens: int, top_k: int):
+@partial(jax.jit, static_argnames=("cfg", "max_tokens", "top_k", "vocab_limit"))
+def _generate(params, buf, length, key, temperature, cfg: ModelConfig, max_tokens: int, top_k: int, vocab_limit: int):
     T = cfg.context
+    # Ids past the tokenizer's vocabulary (padding of the embedding table) are never sampled.
+    valid = jnp.arange(cfg.vocab_size) < vocab_limit
 
     def body(i, carry):
         buf, length = carry
         start = jnp.maximum(0, length - T)
         window = jax.lax.dynamic_slice(buf, (start,), (T,))
         logits = transformer.apply(params, window[None, :], cfg)[0, length - 1 - start]
+        logits = jnp.where(valid, logits, -jnp.inf)
         k = jax.random.fold_in(key, i)
         if top_k > 0:
             kth = jax.lax.top_k(logits, top_k)[0][-1]
@@ -51,22 +57,41 @@ def generate(
     temperature: float = 0.8,
     top_k: int = 0,
     seed: int = 0,
+    vocab_limit: int | None = None,
 ) -> np.ndarray:
     """Token ids of `max_tokens` new tokens following `prompt_ids`."""
     if max_tokens < 1:
         raise LmscaleError(f"--max-tokens={max_tokens}; expected a positive number of tokens")
-    if temperature < 0:
-        raise LmscaleError(f"--temperature={temperature}; expected a value >= 0 (0 = greedy)")
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise LmscaleError(f"--temperature={temperature}; expected a finite value >= 0 (0 = greedy)")
+    if seed < 0:
+        raise LmscaleError(f"--seed={seed}; expected a non-negative integer")
     if top_k < 0 or top_k > cfg.vocab_size:
         raise LmscaleError(f"--top-k={top_k}; expected 0 (off) to {cfg.vocab_size}")
     prompt_ids = np.asarray(prompt_ids, dtype=np.int32)
     if prompt_ids.size == 0:
-        prompt_ids = np.zeros(1, dtype=np.int32)  # id 0: the unknown char / first byte, a neutral start
+        raise LmscaleError("the prompt encodes to no tokens; expected at least one character")
     n = prompt_ids.size
     # Round the buffer up so that different prompt lengths share compilations.
     size = max(cfg.context, -(-(n + max_tokens) // 64) * 64)
     buf = np.zeros(size, dtype=np.int32)
     buf[:n] = prompt_ids
     key = jax.random.fold_in(jax.random.key(seed), SAMPLE_STREAM)
-    out = _generate(params, jnp.asarray(buf), jnp.int32(n), key, jnp.float32(temperature), cfg, max_tokens, top_k)
+    limit = cfg.vocab_size if vocab_limit is None else min(vocab_limit, cfg.vocab_size)
+    out = _generate(params, jnp.asarray(buf), jnp.int32(n), key, jnp.float32(temperature), cfg, max_tokens, top_k, limit)
     return np.asarray(out)[n : n + max_tokens]
+
+
+def encode_prompt(tokenizer: Tokenizer, prompt: str, warn: Callable[[str], None] | None = None) -> np.ndarray:
+    """Prompt ids; an empty prompt starts from a newline; unknown characters are reported."""
+    if not prompt:
+        prompt = "\n"
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise LmscaleError(f"--prompt holds an invalid character at position {err.start}; expected valid UTF-8 text") from None
+    ids = tokenizer.encode(prompt)
+    if isinstance(tokenizer, CharTokenizer) and warn is not None and (ids == 0).any():
+        unknown = sorted({c for c, i in zip(prompt, ids) if i == 0})
+        warn(f"prompt characters {''.join(unknown)!r} are not in the training vocabulary; they become the unknown token")
+    return ids

@@ -41,7 +41,6 @@ class Trainer:
     init_state: Callable[[], dict]
     train_step: Callable
     eval_step: Callable
-    eval_batch_sharding: NamedSharding
 
 
 def compute_dtype(cfg: RunConfig):
@@ -121,7 +120,7 @@ def build_trainer(cfg: RunConfig, mesh: Mesh) -> Trainer:
 
     eb_shard = batch_sharding(mesh, leading=0)
     jit_eval = jax.jit(eval_step, in_shardings=(state_shardings["params"], eb_shard), out_shardings=None)
-    return Trainer(cfg, mesh, optimizer, state_shardings, b_shard, init_state, jit_train, jit_eval, eb_shard)
+    return Trainer(cfg, mesh, optimizer, state_shardings, b_shard, init_state, jit_train, jit_eval)
 
 
 def _axes_only(mcfg):
@@ -149,7 +148,7 @@ def _state_shardings(abstract_state, p_shard, mesh):
         # optax moment trees (mu, nu) mirror the params tree: match on the params key path.
         ks = jax.tree_util.keystr(path)
         for suffix, s in by_suffix.items():
-            if ks.endswith(suffix) and s.spec is not None:
+            if ks.endswith(suffix):
                 return s
         return replicated
 
