@@ -84,3 +84,13 @@ def test_shipped_configs_match_nanogpt(tmp_path):
     sc = load_config(root / "shakespeare-char.yaml")
     assert (sc.model.depth, sc.model.heads, sc.model.width, sc.model.context, sc.model.dropout) == (6, 6, 384, 256, 0.2)
     assert (sc.train.batch_size, sc.train.steps) == (64, 5000)
+
+
+def test_duplicate_yaml_keys_and_numeric_strings(tmp_path):
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("train:\n  steps: 10\ntrain:\n  steps: 20\n")
+    with pytest.raises(LmscaleError, match="duplicate key 'train'"):
+        load_config(dup)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("name: a\n")
+    assert load_config(ok, ["data.corpus=2024"]).data.corpus == "2024"

@@ -2,7 +2,8 @@
 
 Records carry ``"kind": "train"`` or ``"kind": "eval"`` and the step (optimizer steps done).
 On resume the file is rewritten (atomically) without the records past the checkpoint's step, so
-a resumed run's metrics read exactly like an uninterrupted run's.
+a resumed run's per-step figures (loss, lr, norms) are those of an uninterrupted run; only the
+timing fields and the `loss_avg` window of the first record after a resume can differ.
 """
 
 from __future__ import annotations
