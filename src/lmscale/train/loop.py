@@ -104,7 +104,6 @@ def train(cfg: RunConfig, run_dir: str | Path, reporter: Reporter | None = None)
     metrics = MetricsWriter(run_dir / METRICS)
     metrics.truncate_after(start_step if start_step > 0 else -1)
     prior = read_metrics(metrics.path) if metrics.path.exists() else []
-    best_val = min((r["val_loss"] for r in prior if r.get("kind") == "eval"), default=math.inf)
 
     params_n = count_params(mcfg)
     flops = count_flops(mcfg)
@@ -130,9 +129,7 @@ def train(cfg: RunConfig, run_dir: str | Path, reporter: Reporter | None = None)
     write_summary(run_dir, summary_base | {"status": "running", "step": start_step})
 
     def do_eval(step: int, count: int | None) -> dict[str, Any]:
-        nonlocal best_val
         res = evaluate(trainer, state["params"], data.val, upt, unit, count)
-        best_val = min(best_val, res["val_loss"])
         rec = {"kind": "eval", "step": step, "tokens": step * tokens_per_step} | res
         metrics.write(rec)
         return rec
