@@ -31,6 +31,9 @@ def main() -> int:
     p.add_argument("--fresh", action="store_true", help="delete an existing --run-dir first (otherwise it is resumed)")
     args = p.parse_args()
 
+    from lmscale.parallel.mesh import use_cpu_cores_as_devices
+
+    use_cpu_cores_as_devices()  # as the CLI does
     from lmscale.config import load_config
     from lmscale.train.loop import train
 

@@ -355,6 +355,9 @@ def model_ladder(
 
 
 def main() -> None:
+    from lmscale.parallel.mesh import use_cpu_cores_as_devices
+
+    use_cpu_cores_as_devices()  # before anything starts JAX: data parallelism over CPU cores
     # Typer's standalone mode handles usage errors (exit 2) and --help; our own errors pass
     # through it and are printed here as one line.
     try:

@@ -39,4 +39,5 @@ for name, mesh_cfg, devs in [
         "w_in_sharding": str(w.sharding.spec),
         "batch_sharding": str(tr.batch_sharding.spec),
     }
+out["auto_data"] = {b: make_mesh(MeshConfig(), batch=b).shape["data"] for b in (12, 7, 16)}
 print(json.dumps(out))

@@ -62,3 +62,17 @@ def test_eight_simulated_devices_match_one_device():
     assert out["data8"]["batch_sharding"] == "P(None, 'data')"
     assert out["data2_fsdp2_tensor2"]["w_in_sharding"] == "P(None, 'fsdp', 'tensor')"
     assert out["one"]["w_in_sharding"] == "P(None, None, None)"
+    # data=-1 takes the most devices whose count divides the micro-batch
+    assert out["auto_data"] == {"12": 4, "7": 1, "16": 8}
+
+
+def test_cpu_cores_as_devices_respects_explicit_flags(monkeypatch):
+    from lmscale.parallel.mesh import use_cpu_cores_as_devices
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=5")
+    assert use_cpu_cores_as_devices() is None
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=5"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    monkeypatch.setenv("LMSCALE_CPU_DEVICES", "3")
+    assert use_cpu_cores_as_devices() == 3
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count=3"

@@ -2,9 +2,17 @@
 
 One CPU device is a mesh of one; the same code shards over every device JAX sees. Tests
 simulate 8 CPU devices with XLA_FLAGS=--xla_force_host_platform_device_count=8.
+
+On a CPU host, `use_cpu_cores_as_devices` (called by the CLI before JAX starts) exposes each core
+as its own XLA device, and the mesh's data axis then splits the batch over the cores, like
+PyTorch DDP with one process per core. Measured on a 2-core VM (baby GPT, batch 12 x 64):
+~37 ms per step with 2 devices against ~57 ms with one 2-threaded device, because XLA:CPU
+parallelises the many small kernels of a small model poorly within one device.
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import numpy as np
@@ -18,7 +26,29 @@ from lmscale.parallel.rules import DEFAULT_RULES, logical_to_mesh
 MESH_AXES = ("data", "fsdp", "tensor")
 
 
-def make_mesh(cfg: MeshConfig | None = None, devices=None) -> Mesh:
+_HOST_FLAG = "--xla_force_host_platform_device_count"
+
+
+def use_cpu_cores_as_devices(n: int | None = None) -> int | None:
+    """Expose each CPU core as one XLA host device; must run before JAX initialises its backends.
+
+    Respects an explicit XLA_FLAGS device count. `n` defaults to $LMSCALE_CPU_DEVICES, else the
+    usable cores (at most 16). Accelerator platforms are unaffected. Returns the count set.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _HOST_FLAG in flags:
+        return None
+    if n is None:
+        env = os.environ.get("LMSCALE_CPU_DEVICES", "").strip()
+        n = int(env) if env.isdigit() and int(env) > 0 else min(16, len(os.sched_getaffinity(0)))
+    if n > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} {_HOST_FLAG}={n}".strip()
+    return n
+
+
+def make_mesh(cfg: MeshConfig | None = None, devices=None, batch: int | None = None) -> Mesh:
+    """Mesh over `devices` (default: all). With data=-1 and a per-step `batch` (sequences per
+    micro-batch), the data axis takes the most devices whose count divides the batch."""
     cfg = cfg or MeshConfig()
     devices = list(devices if devices is not None else jax.devices())
     n = len(devices)
@@ -26,6 +56,10 @@ def make_mesh(cfg: MeshConfig | None = None, devices=None) -> Mesh:
     fixed = int(np.prod([v for v in sizes.values() if v != -1]))
     if n % fixed:
         raise LmscaleError(f"mesh {sizes} needs a multiple of {fixed} devices; found {n}")
+    if cfg.data == -1 and batch is not None:
+        per = batch // cfg.fsdp if batch % cfg.fsdp == 0 else 1
+        d = max(k for k in range(1, n // fixed + 1) if per % k == 0 and (n // fixed) % k == 0)
+        devices, n = devices[: d * fixed], d * fixed
     for k, v in sizes.items():
         if v == -1:
             sizes[k] = n // fixed

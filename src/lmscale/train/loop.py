@@ -72,7 +72,7 @@ def train(cfg: RunConfig, run_dir: str | Path, reporter: Reporter | None = None)
     # Validate the data against the context before anything is written.
     loader = BatchLoader(data.train, mcfg.context, tcfg.batch_size, cfg.seed, split="train")
     eval_starts(len(data.val), mcfg.context, 1)
-    mesh = make_mesh(cfg.mesh)
+    mesh = make_mesh(cfg.mesh, batch=tcfg.batch_size // tcfg.grad_accum)
     trainer = build_trainer(cfg, mesh)
 
     if is_run_dir(run_dir):
