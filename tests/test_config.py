@@ -53,17 +53,24 @@ def test_override_errors():
         apply_overrides({"name": "x"}, ["name.sub=1"])
 
 
-def test_missing_and_malformed_files(tmp_path):
+def test_missing_config_file(tmp_path):
     with pytest.raises(LmscaleError, match="not found"):
         load_config(tmp_path / "nope.yaml")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("model: [1, 2\n")
-    with pytest.raises(LmscaleError, match="not valid YAML"):
-        load_config(bad)
-    listy = tmp_path / "list.yaml"
-    listy.write_text("- 1\n- 2\n")
-    with pytest.raises(LmscaleError, match="expected a mapping"):
-        load_config(listy)
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("model: [1, 2\n", "not valid YAML"),
+        ("- 1\n- 2\n", "expected a mapping"),
+        ("train:\n  steps: 10\ntrain:\n  steps: 20\n", "duplicate key 'train'"),
+    ],
+)
+def test_malformed_config_files(tmp_path, text, needle):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(LmscaleError, match=needle):
+        load_config(path)
 
 
 def test_config_diff_names_changed_keys():
@@ -86,11 +93,7 @@ def test_shipped_configs_match_nanogpt(tmp_path):
     assert (sc.train.batch_size, sc.train.steps) == (64, 5000)
 
 
-def test_duplicate_yaml_keys_and_numeric_strings(tmp_path):
-    dup = tmp_path / "dup.yaml"
-    dup.write_text("train:\n  steps: 10\ntrain:\n  steps: 20\n")
-    with pytest.raises(LmscaleError, match="duplicate key 'train'"):
-        load_config(dup)
+def test_numeric_override_of_a_string_field_stays_a_string(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text("name: a\n")
     assert load_config(ok, ["data.corpus=2024"]).data.corpus == "2024"

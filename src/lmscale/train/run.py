@@ -81,18 +81,16 @@ def resolve_paths(cfg: RunConfig) -> RunConfig:
     """Make corpus and tokenizer paths absolute, so a run directory works from any directory."""
     d = cfg.data
 
-    def absolute(value: str | None, prefix: str = "") -> str | None:
+    def absolute(value: str | None) -> str | None:
+        """An existing local path (also after 'hf:') made absolute; names and None unchanged."""
         if value is None:
             return None
-        body = value.removeprefix(prefix) if prefix and value.startswith(prefix) else value
-        if (prefix and not value.startswith(prefix)) or not Path(body).expanduser().exists():
-            return value
-        return prefix + str(Path(body).expanduser().resolve())
+        prefix = "hf:" if value.startswith("hf:") else ""
+        path = Path(value[len(prefix):]).expanduser()
+        return prefix + str(path.resolve()) if path.exists() else value
 
-    corpus = d.corpus
-    if not (corpus == "shakespeare" and d.format == "auto"):
-        corpus = absolute(corpus, "hf:") if corpus.startswith("hf:") else absolute(corpus)
-    val = absolute(d.val_corpus, "hf:") if d.val_corpus and d.val_corpus.startswith("hf:") else absolute(d.val_corpus)
+    corpus = d.corpus if (d.corpus == "shakespeare" and d.format == "auto") else absolute(d.corpus)
+    val = absolute(d.val_corpus)
     tok = d.tokenizer.model_copy(update={"path": absolute(d.tokenizer.path)})
     data = d.model_copy(update={"corpus": corpus, "val_corpus": val, "tokenizer": tok})
     return cfg.model_copy(update={"data": data})
