@@ -66,3 +66,24 @@ def text_corpus(tmp_path) -> Path:
     path = tmp_path / "corpus.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def sweep_spec_factory():
+    """A tiny 3-model x 3-budget WSD sweep spec on a given corpus (demo-shaped, seconds per run)."""
+
+    def make(corpus):
+        from tests.helpers import tiny_config
+
+        base = tiny_config(corpus, **{"train.schedule": {"kind": "wsd", "warmup": 2, "min_lr": 3e-4, "decay_fraction": 0.25},
+                                      "train.checkpoint_every": 100, "train.eval_every": 8})
+        return {
+            "name": "tiny-demo",
+            "base": base,
+            "ladder": {"shapes": [{"depth": 1, "width": 16, "heads": 2}, {"depth": 1, "width": 24, "heads": 2},
+                                  {"depth": 1, "width": 32, "heads": 2}]},
+            "tokens": {"absolute": [8 * 32 * 8, 8 * 32 * 16, 8 * 32 * 32]},
+            "branches": "wsd",
+        }
+
+    return make

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lmscale.console import SET_HELP, RichReporter, console, err_console
 from lmscale.errors import LmscaleError
 
 app = typer.Typer(
@@ -26,65 +25,14 @@ model_app = typer.Typer(help="Model sizes, FLOPs and ladders.", no_args_is_help=
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 
-console = Console()
-err_console = Console(stderr=True)
 
-SET_HELP = "Override a config value, e.g. --set train.steps=100 (repeatable)."
+def _register_subapps() -> None:
+    from lmscale.sweep.cli import sweep_app
+
+    app.add_typer(sweep_app, name="sweep")
 
 
-class RichReporter:
-    """Progress bar with loss, validation loss, tokens/s and ETA; plain lines when not a terminal."""
-
-    def __init__(self, show_progress: bool = True):
-        self.show = show_progress and err_console.is_terminal
-        self.progress: Progress | None = None
-        self.task = None
-        self._last_print = 0
-
-    def log(self, msg: str) -> None:
-        err_console.print(f"[dim]{msg}[/dim]", highlight=False, soft_wrap=True)
-
-    def warn(self, msg: str) -> None:
-        err_console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
-
-    def start(self, total_steps: int, done: int) -> None:
-        self.total = total_steps
-        if not self.show:
-            return
-        self.progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("val {task.fields[val]}"),
-            TextColumn("{task.fields[tps]} tok/s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=False,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=total_steps, completed=done, loss="-", val="-", tps="-")
-
-    def update(self, step: int, rec: dict[str, Any]) -> None:
-        loss, tps, val = rec.get("loss"), rec.get("tokens_per_s"), rec.get("val_loss")
-        fields = {"loss": f"{loss:.4f}" if loss is not None else "-", "tps": f"{tps:,.0f}" if tps else "-",
-                  "val": f"{val:.4f}" if val is not None else "-"}
-        if self.progress is not None:
-            self.progress.update(self.task, completed=step, **fields)
-        elif step - self._last_print >= max(1, self.total // 20) or step == self.total:
-            self._last_print = step
-            err_console.print(
-                f"step {step}/{self.total}  loss {fields['loss']}  val {fields['val']}  {fields['tps']} tok/s",
-                highlight=False, soft_wrap=True,
-            )
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
+_register_subapps()
 
 def _validated_model(raw: dict[str, Any]):
     from lmscale.config import ModelConfig, _format_validation_error
@@ -354,10 +302,59 @@ def model_ladder(
     console.print(t)
 
 
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("lmscale-demo"), "--out", help="Output folder (sweep, fit.json, REPORT.md, figures/)."),
+    quick: bool = typer.Option(False, "--quick", help="Four models, three budgets: about 3 minutes on 2 CPU cores."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=2, help="Bootstrap resamples for the intervals."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a live progress bar per run."),
+):
+    """The main job: train a model ladder on Shakespeare, fit its scaling law with intervals, check extrapolation.
+
+    About 10 minutes on 2 CPU cores (--quick: about 3). Interrupt it and run it again to resume.
+
+    Example: lmscale demo --out lmscale-demo
+    """
+    from lmscale.demo import run_demo
+
+    try:
+        res = run_demo(out, quick=quick, n_bootstrap=bootstrap, reporter=RichReporter(progress))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted; resume with: lmscale demo --out {out}{' --quick' if quick else ''}",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    console.print(res.law.summary(), highlight=False, soft_wrap=True)
+    h = res.headline
+    tpp = h["intervals_95"].get("tokens_per_param")
+    console.print(
+        f"compute-optimal tokens per parameter at C = {h['target_compute_flops']:.3g} FLOPs: "
+        f"{h['compute_optimal_at_target']['tokens_per_param']:.3g}"
+        + (f" (95% interval {tpp[0]:.3g} to {tpp[1]:.3g})" if tpp else ""), highlight=False)
+    if h["extrapolation_are"] is not None:
+        console.print(f"extrapolation to the held-out largest model: mean absolute relative error "
+                      f"{100 * h['extrapolation_are']:.2f}% (target < 5%)", highlight=False)
+    console.print(f"demo written to {res.out_dir}/ (REPORT.md, fit.json, figures/, sweep/)")
+
+
+def _enable_compilation_cache() -> None:
+    """Reuse compiled steps across processes: resumed runs and sweep trunks skip recompiling."""
+    import os
+
+    if os.environ.get("LMSCALE_NO_COMPILE_CACHE"):
+        return
+    import jax
+
+    from lmscale.fileio import cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax-compile"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def main() -> None:
     from lmscale.parallel.mesh import use_cpu_cores_as_devices
 
     use_cpu_cores_as_devices()  # before anything starts JAX: data parallelism over CPU cores
+    _enable_compilation_cache()
     # Typer's standalone mode handles usage errors (exit 2) and --help; our own errors pass
     # through it and are printed here as one line.
     try:

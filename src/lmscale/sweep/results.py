@@ -1,0 +1,99 @@
+"""Results tables of a sweep: one row per run (final figures) and one row per evaluation (curves).
+
+`write_results(sweep_dir)` writes, atomically, beside the registry:
+- ``results.csv`` / ``results.json``: run_id, trunk, family, status, seed, N (total params),
+  N_nonembed, D (tokens trained), C (training FLOPs, exact convention), C_6N (6 N D), budget
+  (requested FLOPs, IsoFLOP sweeps), loss (final validation loss, nats/token, over the whole
+  validation split unless the config limits it), loss_se, best_loss, steps, fork_step, shape and
+  grid values, tokens_per_s, train_s, error;
+- ``curves.csv``: run_id, trunk, family, seed, N, N_nonembed, step, D (tokens seen), C, loss — every
+  periodic evaluation of every run (Chinchilla Approach 1 takes the envelope of these).
+The `lmscale.laws` loaders read these files; columns N, D, loss are what `lmscale fit` needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from lmscale.errors import LmscaleError
+from lmscale.fileio import atomic_write_json, atomic_write_text
+from lmscale.sweep.registry import REGISTRY, Registry
+from lmscale.train.metrics import read_metrics
+from lmscale.train.run import METRICS
+
+RESULT_COLUMNS = [
+    "run_id", "trunk", "family", "status", "seed", "N", "N_nonembed", "D", "C", "C_6N", "budget", "loss", "loss_se",
+    "best_loss", "steps", "fork_step", "depth", "width", "heads", "tokens_per_s", "train_s", "error",
+]
+CURVE_COLUMNS = ["run_id", "trunk", "family", "seed", "N", "N_nonembed", "step", "D", "C", "loss"]
+
+
+def collect_results(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows, curves) for every registered run, read from the registry and the run directories."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / REGISTRY).is_file():
+        raise LmscaleError(f"{str(sweep_dir)!r} has no {REGISTRY}; expected a sweep directory made by `lmscale sweep run`")
+    reg = Registry(sweep_dir / REGISTRY)
+    try:
+        runs = reg.runs()
+    finally:
+        reg.close()
+    rows, curves = [], []
+    for r in runs:
+        p = r["plan"]
+        row = {k: p.get(k) for k in RESULT_COLUMNS if k in p}
+        row.update({k: v for k, v in p.items() if k not in ("job",)})
+        row.update(
+            status=r["status"], loss=r["final_loss"], loss_se=r["final_loss_se"], best_loss=r["best_loss"],
+            tokens_per_s=r["tokens_per_s"], train_s=r["train_s"], error=r["error"],
+        )
+        row.pop("job", None)
+        rows.append(row)
+        mpath = sweep_dir / "runs" / r["run_id"] / METRICS
+        if not mpath.is_file():
+            continue
+        tokens_per_step = p["D"] / p["steps"]
+        for m in read_metrics(mpath):
+            if m.get("kind") != "eval" or m["step"] == 0:
+                continue
+            d = m["step"] * tokens_per_step
+            curves.append({
+                "run_id": r["run_id"], "trunk": p["trunk"], "family": p["family"], "seed": p["seed"], "N": p["N"],
+                "N_nonembed": p["N_nonembed"], "step": m["step"], "D": d, "C": p["C"] * d / p["D"], "loss": m["val_loss"],
+            })
+    return rows, curves
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    extra = sorted({k for r in rows for k in r} - set(columns))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns + extra, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _cell(v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float) and math.isfinite(v):
+        return repr(v)  # shortest round-trip form: no precision lost in the CSV
+    return v
+
+
+def write_results(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write results.csv, results.json and curves.csv; returns their paths."""
+    sweep_dir = Path(sweep_dir)
+    out = Path(out_dir) if out_dir is not None else sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
+    rows, curves = collect_results(sweep_dir)
+    paths = {"results_csv": out / "results.csv", "results_json": out / "results.json", "curves_csv": out / "curves.csv"}
+    atomic_write_text(paths["results_csv"], _csv(rows, RESULT_COLUMNS))
+    atomic_write_json(paths["results_json"], rows)
+    atomic_write_text(paths["curves_csv"], _csv(curves, CURVE_COLUMNS))
+    return paths

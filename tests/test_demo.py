@@ -1,0 +1,33 @@
+"""`lmscale demo` end to end on a tiny ladder (the real demo takes ~10 minutes)."""
+
+from __future__ import annotations
+
+import json
+
+from lmscale.demo import demo_spec, run_demo
+from lmscale.sweep.spec import expand, parse_spec
+
+
+def test_packaged_demo_spec_is_valid_and_quick_is_a_subset():
+    full, quick = demo_spec(), demo_spec(quick=True)
+    s_full, base = parse_spec(full)
+    s_quick, _ = parse_spec(quick)
+    runs = expand(s_full, base, vocab_size=81)
+    assert len(runs) == 24 and len({r.n_params for r in runs}) == 6
+    assert len(expand(s_quick, base, vocab_size=81)) == 12
+    assert all(r.fork_step is None or r.fork_step > 0 for r in runs)
+
+
+def test_demo_runs_fits_and_reports(text_corpus, tmp_path, sweep_spec_factory):
+    spec = sweep_spec_factory(text_corpus)
+    res = run_demo(tmp_path / "demo", n_bootstrap=50, spec=spec)
+    h = res.headline
+    assert h["runs_done"] == 9 and h["points"] == 9
+    assert 0 <= h["extrapolation_are"] < 1
+    assert h["intervals_95"]["alpha"][0] <= res.law.alpha_ <= h["intervals_95"]["alpha"][1]
+    fit = json.loads(res.fit_json.read_text())
+    assert fit["fit"]["law"] and fit["demo"]["params"]["E"] == res.law.E_
+    assert "Extrapolation" in res.report_md.read_text()
+    # Run again: the sweep is finished, nothing is retrained, the same numbers come out.
+    again = run_demo(tmp_path / "demo", n_bootstrap=50, spec=spec)
+    assert again.headline["params"] == h["params"]
