@@ -27,9 +27,13 @@ app.add_typer(model_app, name="model")
 
 
 def _register_subapps() -> None:
+    from lmscale.laws.cli import fit_app
+    from lmscale.report.cli import plot_command
     from lmscale.sweep.cli import sweep_app
 
     app.add_typer(sweep_app, name="sweep")
+    app.add_typer(fit_app, name="fit")
+    app.command("plot")(plot_command)
 
 
 _register_subapps()

@@ -1,0 +1,380 @@
+"""`lmscale fit`: fit scaling laws to a sweep or a CSV and print/write the results.
+
+Register in lmscale/cli.py with
+
+    from lmscale.laws.cli import fit_app
+    app.add_typer(fit_app, name="fit")
+
+which gives `lmscale fit SWEEP_OR_CSV [options]` (the default command, also reachable as
+`lmscale fit run ...`) and `lmscale fit compare ...`. Both commands print `error: <message>` on
+one line and exit with status 2 on bad input (LmscaleError), so they behave the same when
+invoked through this sub-app directly.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from lmscale.errors import LmscaleError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_COMMAND = "run"
+
+
+class _DefaultCommandGroup(TyperGroup):
+    """A group whose first argument, unless it names a subcommand, goes to the default command.
+
+    Click groups cannot take a positional argument and subcommands at once (`fit compare X`
+    would bind "compare" to the argument), so `lmscale fit data.csv --law chinchilla` is parsed
+    as `lmscale fit run data.csv --law chinchilla`.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+fit_app = typer.Typer(
+    cls=_DefaultCommandGroup,
+    help="Fit scaling laws (Chinchilla Approaches 1-3, Kaplan, data-constrained) to a sweep or a CSV.\n\n"
+         "Usage: lmscale fit SWEEP_OR_CSV [OPTIONS] (options: lmscale fit run --help), or lmscale fit compare ...\n\n"
+         "Example: lmscale fit sweeps/demo --law chinchilla --bootstrap 1000 --out fit.json",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _fail(err: LmscaleError) -> None:
+    err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(err.exit_code)
+
+
+def _log(msg: str) -> None:
+    err_console.print(f"[dim]{msg}[/dim]", highlight=False, soft_wrap=True)
+
+
+def _warn(msg: str) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
+
+
+def _fmt(x: Any) -> str:
+    from lmscale.laws.tables import fmt
+
+    return fmt(x)
+
+
+def _interval(boot, name: str) -> str:
+    if boot is None or name not in boot.samples:
+        return ""
+    lo, hi = boot.interval(name)
+    return f"({_fmt(lo)}, {_fmt(hi)})"
+
+
+def _parse_point(text: str | None, names: tuple[str, ...]) -> dict[str, float] | None:
+    if text is None:
+        return None
+    try:
+        vals = [float(v) for v in text.replace(":", ",").split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if len(vals) != len(names) or min(vals, default=0) <= 0:
+        raise LmscaleError(f"--predict {text!r}; expected {len(names)} positive number(s) {','.join(names)}, "
+                           f"e.g. 7e10,1.4e12")
+    return dict(zip(names, vals))
+
+
+def _write_json(out: Optional[Path], payload: dict) -> None:
+    if out is None:
+        return
+    from lmscale.fileio import atomic_write_json
+
+    if out.exists() and out.is_dir():
+        raise LmscaleError(f"--out {str(out)!r} is a directory; expected a JSON file path")
+    atomic_write_json(out, payload)
+    console.print(f"results written to {out}", highlight=False, soft_wrap=True)
+
+
+def _law_table(law, boot) -> Table:
+    t = Table(title=f"{law.form.name} law: {law.form.formula}")
+    t.add_column("quantity", style="bold")
+    t.add_column("estimate", justify="right")
+    if boot is not None:
+        t.add_column(f"{boot.confidence:.0%} interval", justify="right")
+    for k, v in law.params_.items():
+        t.add_row(k, _fmt(v), *([_interval(boot, k)] if boot is not None else []))
+    tc = (boot.target_compute if boot is not None else None) or law.target_compute_
+    if tc and law.has_allocation():
+        from lmscale.laws.estimators import DERIVED_HELP
+
+        t.add_section()
+        for k, v in law.derived(law.theta_, tc, boot.predict_at if boot is not None else None).items():
+            label = f"{k} ({DERIVED_HELP.get(k, '')})"
+            t.add_row(label, _fmt(float(v)), *([_interval(boot, k)] if boot is not None else []))
+    return t
+
+
+def _print_law(law, boot) -> None:
+    console.print(_law_table(law, boot))
+    lines = [f"data: {law.data_.describe()}",
+             f"objective: {law.reduction} of Huber(delta={law.delta:g}) on log-loss residuals = {law.objective_:.6e}; "
+             f"{'converged' if law.converged_ else 'NOT converged'} (max |gradient| {law.grad_max_:.1e})",
+             f"starts: {law.n_starts_converged_} of {law.n_starts_} ({law.frac_starts_converged_:.1%}) reached the "
+             f"optimum (objective within {law.reach_rtol:g} relative)"]
+    if law.target_compute_ and law.has_allocation():
+        lines.append(f"derived values at target compute C = {_fmt(law.target_compute_)} FLOPs (C = 6ND)")
+    if boot is not None:
+        lines.append(f"bootstrap: {boot.n_converged}/{boot.n_resamples} resamples converged (cluster bootstrap over "
+                     f"{boot.n_clusters} runs)")
+    for ln in lines:
+        console.print(ln, highlight=False, soft_wrap=True)
+    for n in (boot.notes if boot is not None else []):
+        console.print(f"note: {n}", highlight=False, soft_wrap=True)
+    ex = law.extrapolation_
+    if ex is None:
+        console.print(law.extrapolation_note_, highlight=False, soft_wrap=True)
+        return
+    t = Table(title=f"extrapolation: hold out {ex.description}; fit on {ex.n_train}; mean ARE {ex.mean_are:.3%}")
+    for col in ("N (params)", "D (tokens)", "C (FLOPs)", "loss", "predicted", "ARE"):
+        t.add_column(col, justify="right")
+    for r in ex.rows[:20]:
+        t.add_row(_fmt(r["N"]), _fmt(r["D"]), _fmt(r["C"]), _fmt(r["loss"]), _fmt(r["predicted"]), f"{r['are']:.3%}")
+    console.print(t)
+    if len(ex.rows) > 20:
+        console.print(f"({len(ex.rows) - 20} more held-out points in the JSON)")
+
+
+def _print_allocation(est, name: str) -> None:
+    boot = est.bootstrap_
+    t = Table(title=name)
+    t.add_column("quantity", style="bold")
+    t.add_column("estimate", justify="right")
+    if boot is not None:
+        t.add_column(f"{boot.confidence:.0%} interval", justify="right")
+    at = est.predict(est.target_compute_)
+    rows = [("a (N_opt ~ C^a)", est.a_, "a"), ("b (D_opt ~ C^b)", est.b_, "b"),
+            (f"N_opt at C = {_fmt(est.target_compute_)}", at["N_opt"], "N_opt"),
+            (f"D_opt at C = {_fmt(est.target_compute_)}", at["D_opt"], "D_opt"),
+            ("tokens/param there", at["tokens_per_param"], "tokens_per_param")]
+    for label, v, key in rows:
+        t.add_row(label, _fmt(float(v)), *([_interval(boot, key)] if boot is not None else []))
+    console.print(t)
+    console.print(f"N_opt = {_fmt(est.N_coef_)} C^{_fmt(est.a_)}, D_opt = {_fmt(est.D_coef_)} C^{_fmt(est.b_)} (C in FLOPs)",
+                  highlight=False)
+    if boot is not None:
+        console.print(f"bootstrap: {boot.n_converged}/{boot.n_resamples} resamples usable (cluster bootstrap over "
+                      f"{boot.n_clusters} runs)", highlight=False)
+
+
+@fit_app.command(DEFAULT_COMMAND)
+def fit_command(
+    path: Path = typer.Argument(..., metavar="SWEEP_OR_CSV", help="A sweep directory (results.csv/curves.csv) or a CSV with N, D, loss."),
+    law: str = typer.Option("chinchilla", "--law", help="chinchilla | kaplan-n | kaplan-d | kaplan-c | kaplan-joint | data-constrained (Approach 3)."),
+    approach: int = typer.Option(3, "--approach", help="1 = envelope of training curves, 2 = IsoFLOP parabolas, 3 = parametric law."),
+    bootstrap: int = typer.Option(0, "--bootstrap", help="Cluster-bootstrap resamples for intervals (0 = none; 1000 recommended)."),
+    holdout: str = typer.Option("largest", "--holdout", help="Extrapolation check: largest | largest-compute | none."),
+    target_compute: Optional[float] = typer.Option(None, "--target-compute", help="FLOPs at which to report N_opt, D_opt, tokens/param (default 10x the largest C)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    family: Optional[str] = typer.Option(None, "--family", help="Use only rows of this model family."),
+    confidence: float = typer.Option(0.95, "--confidence", help="Interval coverage."),
+    predict: Optional[str] = typer.Option(None, "--predict", help="Also predict the loss at N,D (e.g. 7e10,1.4e12), with an interval."),
+    drop_highest: int = typer.Option(0, "--drop-highest", help="Drop the K highest losses first (Epoch's outlier policy used K=5)."),
+    frontier_csv: Optional[Path] = typer.Option(None, "--frontier-csv", help="Write the compute-optimal frontier (with bootstrap band) as CSV."),
+):
+    """Fit a scaling law (default command: `lmscale fit SWEEP_OR_CSV`).
+
+    Example: lmscale fit sweeps/demo --law chinchilla --bootstrap 1000 --target-compute 1e21 --out fit.json
+    """
+    try:
+        _fit(path, law, approach, bootstrap, holdout, target_compute, out, seed, family, confidence, predict,
+             drop_highest, frontier_csv)
+    except LmscaleError as err:
+        _fail(err)
+
+
+def _check_common(bootstrap: int, confidence: float, target_compute: Optional[float], drop_highest: int) -> None:
+    if bootstrap < 0 or bootstrap == 1:
+        raise LmscaleError(f"--bootstrap {bootstrap}; expected 0 (none) or at least 2 resamples")
+    if not 0 < confidence < 1:
+        raise LmscaleError(f"--confidence {confidence}; expected a fraction such as 0.95")
+    if target_compute is not None and not target_compute > 0:
+        raise LmscaleError(f"--target-compute {target_compute}; expected a positive number of FLOPs such as 1e21")
+    if drop_highest < 0:
+        raise LmscaleError(f"--drop-highest {drop_highest}; expected 0 or a positive count")
+
+
+def _fit(path, law_name, approach, n_boot, holdout, target_compute, out, seed, family, confidence, predict,
+         drop_highest, frontier_csv) -> None:
+    from lmscale.laws.data import load_curves, load_scaling_data
+    from lmscale.laws.estimators import LAWS, make_law
+    from lmscale.laws.extrapolation import HOLDOUTS
+    from lmscale.laws.tables import jsonable
+
+    _check_common(n_boot, confidence, target_compute, drop_highest)
+    if approach not in (1, 2, 3):
+        raise LmscaleError(f"--approach {approach}; expected 1 (envelope), 2 (IsoFLOP) or 3 (parametric law)")
+    if law_name not in LAWS:
+        raise LmscaleError(f"--law {law_name!r}; expected one of {', '.join(LAWS)}")
+    if holdout not in HOLDOUTS:
+        raise LmscaleError(f"--holdout {holdout!r}; expected one of {', '.join(HOLDOUTS)}")
+    command = {"path": str(path), "law": law_name, "approach": approach, "bootstrap": n_boot, "holdout": holdout,
+               "target_compute": target_compute, "seed": seed, "family": family, "confidence": confidence,
+               "drop_highest": drop_highest}
+    t0 = time.perf_counter()
+    if approach == 1:
+        from lmscale.laws.envelope import EnvelopeAllocation
+
+        data = load_curves(path, family)
+        _log(f"Approach 1: envelope of training curves, {data.describe()}")
+        est = EnvelopeAllocation(target_compute=target_compute).fit(data)
+        if n_boot:
+            est.bootstrap(n_boot, seed=seed, confidence=confidence)
+        _print_allocation(est, f"Approach 1 (envelope of {est.n_curves_} training curves)")
+        for w in est.warnings_:
+            _warn(w)
+        _write_json(out, {"command": command, **est.to_dict()})
+        return
+    data = load_scaling_data(path, family)
+    if drop_highest:
+        import numpy as np
+
+        if drop_highest >= len(data):
+            raise LmscaleError(f"--drop-highest {drop_highest} would drop all {len(data)} points")
+        data = data.subset(data.loss < np.sort(data.loss)[-drop_highest])
+    if approach == 2:
+        from lmscale.laws.isoflop import IsoFLOPAllocation
+
+        _log(f"Approach 2: IsoFLOP profiles, {data.describe()}")
+        est = IsoFLOPAllocation(target_compute=target_compute).fit(data)
+        if n_boot:
+            est.bootstrap(n_boot, seed=seed, confidence=confidence)
+        t = Table(title=f"IsoFLOP budgets ({est.n_budgets_used_} of {len(est.budgets_)} used)")
+        for col in ("budget C (FLOPs)", "points", "N range", "N_opt", "D_opt", "loss at vertex", "used"):
+            t.add_column(col, justify="right")
+        for b in est.budgets_:
+            t.add_row(_fmt(b.C), str(b.n_points), f"[{_fmt(b.N_min)}, {_fmt(b.N_max)}]", _fmt(b.N_opt), _fmt(b.D_opt),
+                      _fmt(b.loss_opt), "yes" if b.used else "no")
+        console.print(t)
+        _print_allocation(est, "Approach 2 (IsoFLOP parabolas)")
+        for w in est.warnings_:
+            _warn(w)
+        _write_json(out, {"command": command, **est.to_dict()})
+        return
+    law = make_law(law_name, holdout=holdout, target_compute=target_compute)
+    point = _parse_point(predict, law.form.variables) if predict else None
+    _log(f"fitting the {law_name} law: {data.describe()}")
+    law.fit(data)
+    _log(f"fitted from {law.n_starts_} starts in {time.perf_counter() - t0:.1f} s")
+    boot = None
+    if n_boot:
+        t1 = time.perf_counter()
+        boot = law.bootstrap(n_boot, seed=seed, confidence=confidence, predict_at=point)
+        _log(f"bootstrap: {n_boot} resamples in {time.perf_counter() - t1:.1f} s")
+    _print_law(law, boot)
+    if point is not None and boot is None:
+        console.print(f"predicted loss at {point}: {_fmt(float(law.derived(law.theta_, None, point)['loss_at']))} nats/token",
+                      highlight=False)
+    if not law.converged_:
+        _warn("the best fit did not pass the convergence test; see 'message' in the JSON")
+    payload = {"command": command, **law.to_dict()}
+    if point is not None:
+        payload["predict_at"] = jsonable({**point, "loss": float(law.derived(law.theta_, None, point)["loss_at"]),
+                                          "interval": list(boot.interval("loss_at")) if boot is not None else None})
+    if frontier_csv is not None:
+        if not law.has_allocation():
+            raise LmscaleError(f"--frontier-csv needs a joint law of N and D; the {law_name} law has no frontier")
+        fr = law.frontier(bootstrap=boot)
+        fr.to_csv(frontier_csv)
+        console.print(f"frontier written to {frontier_csv}", highlight=False, soft_wrap=True)
+    _write_json(out, payload)
+
+
+@fit_app.command("compare")
+def compare_command(
+    paths: list[Path] = typer.Argument(..., metavar="SWEEP_OR_CSV [SWEEP_OR_CSV_B]", help="One data set with two families, or two data sets."),
+    family_a: Optional[str] = typer.Option(None, "--family-a", help="Family A (required with one data set)."),
+    family_b: Optional[str] = typer.Option(None, "--family-b", help="Family B (required with one data set)."),
+    law: str = typer.Option("chinchilla", "--law", help="A joint law: chinchilla | kaplan-joint | data-constrained."),
+    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples per family for the crossing interval (0 = none)."),
+    c_min: Optional[float] = typer.Option(None, "--c-min", help="Smallest compute (FLOPs) to search (default: smallest in the data)."),
+    c_max: Optional[float] = typer.Option(None, "--c-max", help="Largest compute (FLOPs) to search (default: 1000x the largest in the data)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the comparison as JSON here."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    confidence: float = typer.Option(0.95, "--confidence", help="Interval coverage."),
+):
+    """Where do two families' compute-optimal loss curves cross?
+
+    Example: lmscale fit compare sweeps/ab --family-a baseline --family-b mup --bootstrap 200
+    """
+    try:
+        _compare(paths, family_a, family_b, law, bootstrap, c_min, c_max, out, seed, confidence)
+    except LmscaleError as err:
+        _fail(err)
+
+
+def _compare(paths, family_a, family_b, law_name, n_boot, c_min, c_max, out, seed, confidence) -> None:
+    from lmscale.laws.compare import compare
+    from lmscale.laws.data import load_scaling_data
+    from lmscale.laws.estimators import LAWS, make_law
+
+    _check_common(n_boot, confidence, None, 0)
+    if law_name not in LAWS:
+        raise LmscaleError(f"--law {law_name!r}; expected one of {', '.join(LAWS)}")
+    if len(paths) == 1:
+        if not family_a or not family_b:
+            raise LmscaleError("one data set given; expected --family-a and --family-b naming two families in it")
+        data = load_scaling_data(paths[0])
+        da, db = data.select_family(family_a), data.select_family(family_b)
+        labels = (family_a, family_b)
+    elif len(paths) == 2:
+        da, db = load_scaling_data(paths[0], family_a), load_scaling_data(paths[1], family_b)
+        labels = (family_a or paths[0].stem, family_b or paths[1].stem)
+        if labels[0] == labels[1]:
+            labels = (labels[0] + " (A)", labels[1] + " (B)")
+    else:
+        raise LmscaleError(f"{len(paths)} paths given; expected one data set (with --family-a/--family-b) or two")
+    rng = None
+    if c_min is not None or c_max is not None:
+        lo = c_min if c_min is not None else float(min(da.C.min(), db.C.min()))
+        hi = c_max if c_max is not None else float(1e3 * max(da.C.max(), db.C.max()))
+        rng = (lo, hi)
+    fits = []
+    for label, d in zip(labels, (da, db)):
+        _log(f"fitting the {law_name} law to {label}: {d.describe()}")
+        fits.append(make_law(law_name, holdout="none").fit(d))
+    res = compare(fits[0], fits[1], labels=labels, C_range=rng, n_resamples=n_boot, seed=seed, confidence=confidence)
+    t = Table(title=f"{labels[0]} vs {labels[1]}: compute-optimal loss ({law_name} law)")
+    t.add_column("quantity", style="bold")
+    for lab in labels:
+        t.add_column(lab, justify="right")
+    for k in fits[0].params_:
+        t.add_row(k, _fmt(fits[0].params_[k]), _fmt(fits[1].params_[k]))
+    for k in ("a", "b", "tokens_per_param"):
+        va = fits[0].derived(fits[0].theta_, fits[0].target_compute_).get(k)
+        vb = fits[1].derived(fits[1].theta_, fits[1].target_compute_).get(k)
+        if va is not None:
+            t.add_row(k, _fmt(float(va)), _fmt(float(vb)))
+    console.print(t)
+    console.print(res.message, highlight=False, soft_wrap=True)
+    if res.fraction_crossing is not None:
+        line = f"bootstrap: {res.fraction_crossing:.1%} of {res.n_pairs} resample pairs cross in range"
+        if res.interval:
+            line += f"; {confidence:.0%} interval of the crossing ({_fmt(res.interval[0])}, {_fmt(res.interval[1])}) FLOPs"
+        console.print(line, highlight=False, soft_wrap=True)
+    payload = {"command": {"paths": [str(p) for p in paths], "family_a": family_a, "family_b": family_b, "law": law_name,
+                           "bootstrap": n_boot, "seed": seed},
+               "fits": {labels[0]: fits[0].to_dict(), labels[1]: fits[1].to_dict()}, "comparison": res.to_dict()}
+    _write_json(out, payload)
