@@ -28,11 +28,13 @@ app.add_typer(model_app, name="model")
 
 def _register_subapps() -> None:
     from lmscale.laws.cli import fit_app
+    from lmscale.model.cli import mup_app
     from lmscale.report.cli import plot_command
     from lmscale.sweep.cli import sweep_app
 
     app.add_typer(sweep_app, name="sweep")
     app.add_typer(fit_app, name="fit")
+    app.add_typer(mup_app, name="mup")
     app.command("plot")(plot_command)
 
 
@@ -334,6 +336,10 @@ def demo(
         f"compute-optimal tokens per parameter at C = {h['target_compute_flops']:.3g} FLOPs: "
         f"{h['compute_optimal_at_target']['tokens_per_param']:.3g}"
         + (f" (95% interval {tpp[0]:.3g} to {tpp[1]:.3g})" if tpp else ""), highlight=False)
+    if h["weakly_identified"]:
+        from lmscale.demo import WEAK_NOTE
+
+        console.print(WEAK_NOTE, highlight=False, soft_wrap=True)
     if h["extrapolation_are"] is not None:
         console.print(f"extrapolation to the held-out largest model: mean absolute relative error "
                       f"{100 * h['extrapolation_are']:.2f}% (target < 5%)", highlight=False)

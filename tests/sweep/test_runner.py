@@ -124,3 +124,18 @@ def test_cli_bad_spec_exits_2_with_one_line(tmp_path, sweep_spec):
     assert "tokens.absolute" in r.stderr
     r = run_cli("sweep", "status", tmp_path / "nowhere")
     assert r.returncode == 2 and "registry" in r.stderr
+
+
+def test_vmapped_seed_ensembles_with_branches_finish_every_point(sweep_spec, tmp_path):
+    spec = sweep_spec(ladder={"shapes": [{"depth": 1, "width": 16, "heads": 2}]}, seeds=[0, 1], vmap_seeds=True)
+    sweep = open_sweep(write_yaml(tmp_path / "spec.yaml", spec), tmp_path / "sw")
+    assert len({r.job for r in sweep.runs}) == 1  # both seeds, trunk and branch: one job
+    assert run_sweep(sweep)["done"] == 4
+    rows = json.loads(write_results(sweep.dir)["results_json"].read_text())
+    by_seed = {}
+    for r in rows:
+        by_seed.setdefault(r["D"], {})[r["seed"]] = r["loss"]
+    for losses in by_seed.values():
+        assert losses[0] != losses[1]  # different seeds, different numbers
+    for r in sweep.runs:  # every member's directory is an ordinary, loadable run
+        assert load_run(sweep.run_dir(r.run_id)).step == r.steps
