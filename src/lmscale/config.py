@@ -48,6 +48,14 @@ class ModelConfig(Strict):
     init_std: float = Field(0.02, gt=0)
     norm_eps: float = Field(1e-5, gt=0)
     rope_theta: float = Field(10000.0, gt=0)
+    parametrization: Literal["sp", "mup"] = Field(
+        "sp", description="'sp' (standard, GPT-2) or 'mup' (maximal update: LR transfers across width; see model/parametrization.py)"
+    )
+    mup_base_width: int | None = Field(
+        None, gt=0, description="muP only (required): the width whose hyperparameters are tuned; width multiplier = width / this"
+    )
+    mup_input_alpha: float = Field(1.0, gt=0, description="muP only: multiplier on the embedding output")
+    mup_output_alpha: float = Field(1.0, gt=0, description="muP only: multiplier on the logits (on top of 1/width multiplier)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelConfig":
@@ -55,6 +63,11 @@ class ModelConfig(Strict):
             raise ValueError(
                 f"model.width={self.width} is not divisible by model.heads={self.heads}; "
                 "expected width to be a multiple of heads"
+            )
+        if self.parametrization == "mup" and self.mup_base_width is None:
+            raise ValueError(
+                "model.parametrization='mup' needs model.mup_base_width; expected the width of the tuned "
+                "proxy model, e.g. model.mup_base_width=128"
             )
         if self.positions == "rope" and (self.width // self.heads) % 2:
             raise ValueError(

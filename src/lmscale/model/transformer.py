@@ -8,6 +8,10 @@ axes. Blocks are stacked along a leading 'layers' axis and applied with `lax.sca
 ``apply(params, tokens, cfg, ...) -> logits``: pre-norm blocks (LayerNorm or RMSNorm), causal
 self-attention with learned or rotary positions, GELU or SwiGLU MLP, tied or untied readout,
 optional dropout. Matmuls run in `compute_dtype`; norms, softmax and the loss stay in float32.
+
+``cfg.parametrization`` picks SP (GPT-2, the default) or muP; what muP changes — init scales,
+the embedding/logit multipliers and the attention scale — is tabulated in
+`lmscale.model.parametrization`. Under SP the computation is exactly the one without muP.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from lmscale.config import ModelConfig
+from lmscale.model import parametrization
 from lmscale.model.ops import gelu, linear
 
 Params = dict
@@ -32,7 +37,11 @@ def _normal(key, name: str, shape, std: float):
 
 
 def init(cfg: ModelConfig, key: jax.Array) -> tuple[Params, dict]:
-    """GPT-2 initialisation: N(0, init_std) matrices, residual projections scaled by 1/sqrt(2L)."""
+    """GPT-2 initialisation: N(0, init_std) matrices, residual projections scaled by 1/sqrt(2L).
+
+    Under muP the same draws are then rescaled once by role (hidden matrices by 1/sqrt(m), the
+    untied readout to zero; `parametrization.rescale_init`).
+    """
     if cfg.vocab_size is None:
         raise ValueError("model.vocab_size must be resolved (from the tokenizer) before init")
     L, D, H, Dh, F, V, T = cfg.depth, cfg.width, cfg.heads, cfg.head_dim, cfg.mlp_hidden, cfg.vocab_size, cfg.context
@@ -77,7 +86,7 @@ def init(cfg: ModelConfig, key: jax.Array) -> tuple[Params, dict]:
     if not cfg.tie_embeddings:
         params["unembed"] = {"w": _normal(key, "unembed.w", (D, V), std)}
         axes["unembed"] = {"w": P("embed", "vocab")}
-    return params, axes
+    return parametrization.rescale_init(params, axes, cfg), axes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,7 +131,11 @@ def _attention(p: dict, x, cfg: ModelConfig, key, dtype):
     if cfg.positions == "rope":
         q, k = _rope(q, cfg.rope_theta), _rope(k, cfg.rope_theta)
     T = x.shape[1]
-    scores = jnp.einsum("bqhe,bkhe->bhqk", q, k).astype(jnp.float32) / math.sqrt(cfg.head_dim)
+    scores = jnp.einsum("bqhe,bkhe->bhqk", q, k).astype(jnp.float32)
+    if cfg.parametrization == "mup":
+        scores = scores * parametrization.attention_scale(cfg)  # 8/d_head
+    else:
+        scores = scores / math.sqrt(cfg.head_dim)
     causal = jnp.tril(jnp.ones((T, T), dtype=bool))
     scores = jnp.where(causal, scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1)
@@ -154,6 +167,17 @@ def _mlp(p: dict, x, cfg: ModelConfig, dtype):
 
 def hidden_states(params: Params, tokens, cfg: ModelConfig, *, dropout_key=None, compute_dtype=jnp.float32):
     """Final-norm hidden states (B, T, D). `dropout_key=None` means evaluation mode."""
+    return _forward(params, tokens, cfg, dropout_key, compute_dtype, capture=False)[0]
+
+
+def _mean_abs(x):
+    return jnp.mean(jnp.abs(x.astype(jnp.float32)))
+
+
+def _forward(params: Params, tokens, cfg: ModelConfig, dropout_key, compute_dtype, capture: bool):
+    """(final-norm hidden states, activation sizes or None). With `capture`, also the mean |x| of
+    the embedding output and, per block, of the attention output, the MLP output and the residual
+    stream (shape (depth,)): the coordinates `lmscale.model.coord_check` follows across widths."""
     T = tokens.shape[1]
     if T > cfg.context:
         raise ValueError(f"sequence length {T} exceeds model.context={cfg.context}")
@@ -161,33 +185,50 @@ def hidden_states(params: Params, tokens, cfg: ModelConfig, *, dropout_key=None,
     x = jnp.take(params["embed"]["tokens"], tokens, axis=0)
     if cfg.positions == "learned":
         x = x + params["embed"]["positions"][:T]
+    alpha_in = parametrization.input_multiplier(cfg)
+    if alpha_in is not None:
+        x = x * alpha_in
     x = _dropout(x, cfg.dropout, jax.random.fold_in(dropout_key, 0) if use_dropout else None)
+    stats = {"embedding": _mean_abs(x)} if capture else None
     dt = compute_dtype
 
     def block(x, layer):
         # The residual stream stays float32; only the matmul inputs are cast to `compute_dtype`.
         p, idx = layer
         k = jax.random.fold_in(dropout_key, idx + 1) if use_dropout else None
-        h = _attention(p["attn"], _norm(p["norm1"], x, cfg).astype(dt), cfg, k, dt)
-        x = x + _dropout(h, cfg.dropout, None if k is None else jax.random.fold_in(k, 2)).astype(jnp.float32)
-        h = _mlp(p["mlp"], _norm(p["norm2"], x, cfg).astype(dt), cfg, dt)
-        x = x + _dropout(h, cfg.dropout, None if k is None else jax.random.fold_in(k, 3)).astype(jnp.float32)
-        return x, None
+        h_attn = _attention(p["attn"], _norm(p["norm1"], x, cfg).astype(dt), cfg, k, dt)
+        x = x + _dropout(h_attn, cfg.dropout, None if k is None else jax.random.fold_in(k, 2)).astype(jnp.float32)
+        h_mlp = _mlp(p["mlp"], _norm(p["norm2"], x, cfg).astype(dt), cfg, dt)
+        x = x + _dropout(h_mlp, cfg.dropout, None if k is None else jax.random.fold_in(k, 3)).astype(jnp.float32)
+        ys = {"attn": _mean_abs(h_attn), "mlp": _mean_abs(h_mlp), "residual": _mean_abs(x)} if capture else None
+        return x, ys
 
     # Fully unrolled scan: one trace per block type (fast compiles), unrolled code (fast steps
     # on CPU, where the per-iteration overhead of a rolled loop is visible at small widths).
-    x, _ = jax.lax.scan(block, x, (params["blocks"], jnp.arange(cfg.depth)), unroll=True)
-    return _norm(params["final_norm"], x, cfg).astype(dt)
+    x, per_block = jax.lax.scan(block, x, (params["blocks"], jnp.arange(cfg.depth)), unroll=True)
+    if capture:
+        stats.update(per_block)
+    return _norm(params["final_norm"], x, cfg).astype(dt), stats
 
 
 def readout(params: Params, h, cfg: ModelConfig):
     w = params["embed"]["tokens"].T if cfg.tie_embeddings else params["unembed"]["w"]
-    return linear(h, w.astype(h.dtype)).astype(jnp.float32)
+    logits = linear(h, w.astype(h.dtype)).astype(jnp.float32)
+    mult = parametrization.logit_multiplier(cfg)  # muP: alpha_out / m, in float32 after the matmul
+    return logits if mult is None else logits * mult
 
 
 def apply(params: Params, tokens, cfg: ModelConfig, *, dropout_key=None, compute_dtype=jnp.float32):
     """Logits (B, T, vocab) in float32 for integer `tokens` (B, T)."""
     return readout(params, hidden_states(params, tokens, cfg, dropout_key=dropout_key, compute_dtype=compute_dtype), cfg)
+
+
+def apply_with_stats(params: Params, tokens, cfg: ModelConfig, *, compute_dtype=jnp.float32):
+    """(logits, activation sizes): `apply` in evaluation mode that also returns the mean |x| of each
+    activation type (see `_forward`), plus 'logits'. Used by the muP coordinate check."""
+    h, stats = _forward(params, tokens, cfg, None, compute_dtype, capture=True)
+    logits = readout(params, h, cfg)
+    return logits, stats | {"logits": _mean_abs(logits)}
 
 
 def token_losses(params: Params, batch, cfg: ModelConfig, *, dropout_key=None, compute_dtype=jnp.float32):

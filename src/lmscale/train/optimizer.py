@@ -3,6 +3,13 @@
 Weight decay is decoupled (AdamW) and applies to weight matrices only: never to norm gains,
 biases or embeddings (token and position). The readout matrix of an untied model is a weight
 matrix and is decayed.
+
+Under muP (``model.parametrization: mup``) the chain is optax.adamw's with two changes from the
+table in `lmscale.model.parametrization`: Adam's eps is ε/m, and Adam's normalised update is
+multiplied per parameter by its role's LR multiplier (1/m for hidden matrices) *before* weight
+decay is added, so decoupled decay still shrinks every decayed matrix by lr * wd per step
+whatever its role. The optimizer state has the same structure as under SP (one Adam mu/nu per
+parameter). Under SP the optimizer is the plain `optax.adamw` chain.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import PartitionSpec as P
 
-from lmscale.config import ScheduleConfig, TrainConfig
+from lmscale.config import ModelConfig, ScheduleConfig, TrainConfig
+from lmscale.model import parametrization
 
 
 def schedule_fn(cfg: ScheduleConfig, peak_lr: float, steps: int):
@@ -71,13 +79,41 @@ def decay_mask(axes):
     return jax.tree_util.tree_map_with_path(mask_for, axes, is_leaf=lambda s: isinstance(s, P))
 
 
-def build_optimizer(cfg: TrainConfig, axes) -> optax.GradientTransformation:
+def build_optimizer(cfg: TrainConfig, axes, model: ModelConfig | None = None) -> optax.GradientTransformation:
+    """Clip + AdamW for params described by `axes`; `model` selects the parametrisation (None: SP)."""
     o = cfg.optimizer
     lr = schedule_fn(cfg.schedule, o.lr, cfg.steps)
     parts = []
     if o.grad_clip is not None:
         parts.append(optax.clip_by_global_norm(o.grad_clip))
-    parts.append(
-        optax.adamw(learning_rate=lr, b1=o.beta1, b2=o.beta2, eps=o.eps, weight_decay=o.weight_decay, mask=decay_mask(axes))
-    )
+    if model is None or model.parametrization == "sp":
+        parts.append(
+            optax.adamw(learning_rate=lr, b1=o.beta1, b2=o.beta2, eps=o.eps, weight_decay=o.weight_decay, mask=decay_mask(axes))
+        )
+    else:
+        parts += _mup_adamw(o, lr, axes, model)
     return optax.chain(*parts)
+
+
+def _mup_adamw(o, lr, axes, model: ModelConfig) -> list[optax.GradientTransformation]:
+    """optax.adamw's chain with eps/m and per-parameter LR multipliers (see the module docstring)."""
+    return [
+        optax.scale_by_adam(b1=o.beta1, b2=o.beta2, eps=o.eps * parametrization.eps_multiplier(model)),
+        scale_per_param(parametrization.per_leaf(axes, model, "lr")),
+        optax.add_decayed_weights(o.weight_decay, decay_mask(axes)),
+        optax.scale_by_learning_rate(lr),
+    ]
+
+
+def scale_per_param(multipliers) -> optax.GradientTransformation:
+    """Multiply each update by a constant; `multipliers` is a tree of floats shaped like the params."""
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        return jax.tree.map(lambda u, m: u if m == 1.0 else u * m, updates, multipliers), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
