@@ -56,6 +56,9 @@ class ModelConfig(Strict):
     )
     mup_input_alpha: float = Field(1.0, gt=0, description="muP only: multiplier on the embedding output")
     mup_output_alpha: float = Field(1.0, gt=0, description="muP only: multiplier on the logits (on top of 1/width multiplier)")
+    mup_zero_readout: bool = Field(
+        True, description="muP only: zero-initialise the untied readout (false: init_std, as microsoft/mup's MuReadout default)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelConfig":

@@ -77,13 +77,17 @@ def test_mup_config_validation():
 
 
 def test_init_scales_with_width_and_sp_init_is_unchanged():
-    """Hidden matrices: std ∝ 1/sqrt(m); embeddings and gains as SP; the untied readout zero.
-    At m = 1 muP's init is SP's, array for array, except the zero readout."""
+    """Hidden matrices: std ∝ 1/sqrt(m); embeddings and gains as SP; the untied readout zero
+    (unless mup_zero_readout=False). At m = 1 muP's init is SP's, array for array, but the readout."""
     p_sp, _ = transformer.init(SP, jax.random.key(0))
     p_mup, _ = transformer.init(MUP, jax.random.key(0))
     for k, v in flat(p_sp).items():
         expected = np.zeros_like(v) if k == "['unembed']['w']" else np.asarray(v)
         np.testing.assert_array_equal(np.asarray(flat(p_mup)[k]), expected, err_msg=k)
+    p_sp_readout, _ = transformer.init(cfg_(parametrization="mup", mup_base_width=128, mup_zero_readout=False),
+                                       jax.random.key(0))
+    for k, v in flat(p_sp).items():  # mup_zero_readout=False keeps SP's readout init
+        np.testing.assert_array_equal(np.asarray(flat(p_sp_readout)[k]), np.asarray(v), err_msg=k)
     p_wide, _ = transformer.init(cfg_(width=512, parametrization="mup", mup_base_width=128), jax.random.key(0))
     std, std_wide = ({k: float(jnp.std(v)) for k, v in flat(p).items()} for p in (p_mup, p_wide))
     for name in ("['blocks']['attn']['wqkv']", "['blocks']['attn']['wo']", "['blocks']['mlp']['w_in']",

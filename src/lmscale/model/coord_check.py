@@ -127,10 +127,16 @@ def check_arguments(base_cfg: RunConfig, widths: Sequence[int], steps: int, lr: 
 
 def _train_one(mcfg: ModelConfig, tcfg: TrainConfig, batches: list[np.ndarray], seed: int):
     """Activation sizes (dict name -> (steps+1,)) and losses of one width over len(batches)-1 Adam steps."""
-    params, axes = transformer.init(mcfg, jax.random.fold_in(jax.random.key(seed), transformer.INIT_STREAM))
     from lmscale.train.optimizer import build_optimizer
 
-    opt = build_optimizer(tcfg, axes, mcfg)
+    holder = {}
+
+    def init_params(key):  # jitted, as the trainer's init: one compilation instead of one per op and shape
+        params, holder["axes"] = transformer.init(mcfg, key)
+        return params
+
+    params = jax.jit(init_params)(jax.random.fold_in(jax.random.key(seed), transformer.INIT_STREAM))
+    opt = build_optimizer(tcfg, holder["axes"], mcfg)
 
     def loss_and_stats(p, batch):
         logits, stats = transformer.apply_with_stats(p, batch[:, :-1], mcfg)

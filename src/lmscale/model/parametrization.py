@@ -13,7 +13,7 @@ role        which parameters                            init std   Adam LR   for
 ==========  ==========================================  =========  ========  ===========================
 embedding   under 'embed' (tokens, learned positions)   σ          η         (tokens+positions) · α_in
 hidden      two width-like axes (wqkv, wo, MLP mats)    σ/√m       η/m       unchanged
-readout     'unembed' (untied readout matrix)           0          η         logits · α_out / m
+readout     'unembed' (untied readout matrix)           0 (or σ)   η         logits · α_out / m
 vector      everything else (biases, norm gains)        as SP      η         unchanged
 ==========  ==========================================  =========  ========  ===========================
 
@@ -26,14 +26,20 @@ with every multiplier 1.
 Why each entry:
 - hidden η/m: Adam's update has entries of size η whatever the gradient's scale, and a matrix
   contracting over a width-m dimension sums m correlated updates, so its output would grow ∝ m.
-- readout α_out/m and zero init: the readout contracts over width too; zero init removes the
-  random O(1/√m) logits at init, so logits are born at zero and grow only by learning.
+- readout α_out/m: the readout contracts over width too. Zero init (the default, as the mup
+  authors recommend) removes the random O(1/√m) logits at init, so logits are born at zero and
+  grow only by learning. `mup_zero_readout: false` keeps SP's width-independent σ instead
+  (microsoft/mup's MuReadout default; still muP, the random logits just fade as 1/√m). Measured
+  on the baby GPT at width 64 (m = 1): a zero readout first sits on the unigram plateau, as no
+  gradient reaches the body until the readout has grown, costing 0.19 nats after 326 steps
+  and 0.03 after 1302 (lr 4e-3, 10% warmup), so short runs are better off with `false`.
 - ε/m for every parameter, not only hidden matrices: with the 1/m logit multiplier every
   backpropagated gradient (hence √v̂) shrinks as 1/m — measured at widths 64/256/1024 for
   embeddings, hidden matrices, readout, gains and biases alike — so a fixed ε would swamp Adam's
   denominator in wide models and silently lower their LR (the nanoGPT-mup fix).
 - weight decay is decoupled and left alone: each step shrinks a decayed parameter by η·λ
-  whatever its role (microsoft/mup's MuAdam with decoupled_wd).
+  whatever its role (microsoft/mup's MuAdam keeps the same per-step shrink for torch's AdamW by
+  multiplying λ by m where it divides the LR by m).
 
 Tied embeddings (MuSharedReadout): the shared matrix keeps the 'embedding' role (init σ, LR η)
 and the readout still multiplies logits by α_out/m; it cannot be zero-initialised, so its logits
@@ -83,7 +89,7 @@ def scalings(cfg: ModelConfig) -> dict[str, RoleScaling]:
     return {
         "embedding": RoleScaling(init_std=1.0, lr=1.0),
         "hidden": RoleScaling(init_std=1.0 / math.sqrt(m), lr=1.0 / m),
-        "readout": RoleScaling(init_std=0.0, lr=1.0),
+        "readout": RoleScaling(init_std=0.0 if cfg.mup_zero_readout else 1.0, lr=1.0),
         "vector": RoleScaling(init_std=1.0, lr=1.0),
     }
 

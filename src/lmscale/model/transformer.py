@@ -40,7 +40,7 @@ def init(cfg: ModelConfig, key: jax.Array) -> tuple[Params, dict]:
     """GPT-2 initialisation: N(0, init_std) matrices, residual projections scaled by 1/sqrt(2L).
 
     Under muP the same draws are then rescaled once by role (hidden matrices by 1/sqrt(m), the
-    untied readout to zero; `parametrization.rescale_init`).
+    untied readout to zero unless `mup_zero_readout` is false; `parametrization.rescale_init`).
     """
     if cfg.vocab_size is None:
         raise ValueError("model.vocab_size must be resolved (from the tokenizer) before init")

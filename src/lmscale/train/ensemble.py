@@ -9,10 +9,10 @@ On accelerators c = k by default: k small models make one larger, better-utilise
 On CPU the default is c = 1 (one unbatched executable shared by every member): XLA:CPU is
 compute-bound even on small models, and batching members multiplies each kernel's working set,
 which measured slower per member than single runs once a member's state and activations
-outgrow the caches (benchmarks/seed_ensemble.py: at depth 4 / width 128 on a 2-core EPYC, full
-vmap ran at 0.75-0.85x of sequential runs). With c = 1 an ensemble steps as fast as sequential
-runs and compiles once instead of k times; pass `vmap_members=k` to vmap on CPU too (a gain for
-the smallest models).
+outgrow the caches (benchmarks/seed_ensemble.py on a 2-core EPYC: full vmap ran at ~0.8x of
+sequential runs at depth 4 / width 128, 0.97-1.1x at depth 2 / width 64). With c = 1 an ensemble
+steps as fast as sequential runs (its step is the single run's program) and compiles once
+instead of k times; pass `vmap_members=k` to vmap on CPU too.
 
 Each member is the run `train(cfg_member, run_dir_member)` would make, written to its own run
 directory in the same form (config.yaml, tokenizer.json, data.json, metrics.jsonl, checkpoints/,
@@ -79,7 +79,7 @@ from lmscale.train.loop import (
 from lmscale.train.metrics import MetricsWriter, read_metrics
 from lmscale.train.optimizer import schedule_fn
 from lmscale.train.run import CHECKPOINTS, METRICS, SUMMARY, resolve_paths, resolve_vocab
-from lmscale.train.step import MEMBERS, build_trainer, member_keys, shard_batch
+from lmscale.train.step import MEMBERS, Trainer, build_trainer, member_keys, shard_batch
 
 
 def check_members(cfgs: Sequence[RunConfig], run_dirs: Sequence[Path]) -> None:
@@ -168,16 +168,16 @@ def train_ensemble(
 
     opened = [open_run_dir(d, cf, data) for d, cf in zip(run_dirs, cfgs)]
     ckpt_dirs = [d / CHECKPOINTS for d in run_dirs]
-    stacked = jax.eval_shape(trainer.init_state, keys[0][0])
-    template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), stacked)
+    template = jax.eval_shape(trainer.init_state, keys[0][0])
+    if trainer.stacked:  # a member's own state: without the members axis
+        template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), template)
     start_step, loaded = _common_checkpoint(ckpt_dirs, template, rep.warn)
     for d in ckpt_dirs:  # members that were ahead roll back to the common step
         _drop(d, [s for s in checkpoint.list_steps(d) if s > start_step])
     if loaded is None:
         states = [trainer.init_state(init_keys) for init_keys, _ in keys]
     else:
-        states = [jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *(loaded[i] for i in chunk)), trainer.state_shardings)
-                  for chunk in chunks]
+        states = [jax.device_put(_chunk(trainer, [loaded[i] for i in chunk]), trainer.state_shardings) for chunk in chunks]
         rep.log(f"resuming the seed ensemble of {k} from step {start_step}")
 
     metrics = [MetricsWriter(d / METRICS) for d in run_dirs]
@@ -185,10 +185,9 @@ def train_ensemble(
         w.truncate_after(start_step if start_step > 0 else -1)
     prior = [read_metrics(w.path) if w.path.exists() else [] for w in metrics]
     params_n, flops = count_params(mcfg), count_flops(mcfg)
-    tokens_per_step = tcfg.batch_size * mcfg.context
-    unit = data.manifest["splits"]["val"]["unit"]
-    upt = data.units_per_token("val")
     lr_at = schedule_fn(tcfg.schedule, tcfg.optimizer.lr, tcfg.steps)
+    tokens_per_step = tcfg.batch_size * mcfg.context
+    unit, upt = data.manifest["splits"]["val"]["unit"], data.units_per_token("val")
     bases = [summary_base_of(d, cf, mesh) for d, cf in zip(run_dirs, cfgs)]
     if start_step == tcfg.steps and all(fin for _, fin in opened):
         rep.log(f"the seed ensemble of {k} is already finished ({tcfg.steps} steps)")
@@ -197,7 +196,7 @@ def train_ensemble(
     for d, base in zip(run_dirs, bases):
         write_summary(d, base | {"status": "running", "step": start_step})
 
-    # Member i is evaluated by the single-run eval of its slice of its chunk's stacked params.
+    # Member i is evaluated by the single-run eval of its own params within its chunk.
     views = [replace(trainer, cfg=cf, eval_step=lambda p, b, i=i: trainer.eval_step(p, b, i % c)) for i, cf in enumerate(cfgs)]
 
     def do_eval(i: int, step: int, count: int | None) -> dict[str, Any]:
@@ -262,7 +261,7 @@ def train_ensemble(
                 t_last += time.perf_counter() - t_e  # evaluation time is not training throughput
             if done % tcfg.checkpoint_every == 0 and done != tcfg.steps:
                 t_c = time.perf_counter()
-                _save_members(ckpt_dirs, live, done, states, c, cfgs, tcfg.keep_checkpoints)
+                _save_members(ckpt_dirs, live, done, states, trainer, cfgs, tcfg.keep_checkpoints)
                 t_last += time.perf_counter() - t_c
             vals = [last_eval[i]["val_loss"] for i in np.flatnonzero(live) if "val_loss" in last_eval[i]]
             rep.update(done, {"loss": float(loss[live].mean()), "tokens_per_s": tps and tps * int(live.sum()),
@@ -273,7 +272,7 @@ def train_ensemble(
     summaries: list[dict[str, Any]] = []
     if live.any() and end < tcfg.steps:
         if any(end not in checkpoint.list_steps(ckpt_dirs[i]) for i in np.flatnonzero(live)):
-            _save_members(ckpt_dirs, live, end, states, c, cfgs, tcfg.keep_checkpoints)
+            _save_members(ckpt_dirs, live, end, states, trainer, cfgs, tcfg.keep_checkpoints)
         for i in np.flatnonzero(live):
             metrics[i].close()
             summaries.append(bases[i] | {"status": "paused", "step": end, "tokens_seen": end * tokens_per_step})
@@ -281,7 +280,7 @@ def train_ensemble(
     elif live.any():
         done = tcfg.steps
         if start_step < done:
-            _save_members(ckpt_dirs, live, done, states, c, cfgs, tcfg.keep_checkpoints)
+            _save_members(ckpt_dirs, live, done, states, trainer, cfgs, tcfg.keep_checkpoints)
         for i in np.flatnonzero(live):
             final = do_eval(i, done, tcfg.final_eval_sequences) if start_step < done or not opened[i][1] else None
             metrics[i].close()
@@ -323,16 +322,26 @@ def _common_checkpoint(ckpt_dirs: list[Path], template, warn) -> tuple[int, list
     return 0, None
 
 
+def _member(trainer: Trainer, chunk_state, j: int):
+    """Member j's own state within a chunk's state."""
+    return jax.tree.map(lambda x: x[j], chunk_state) if trainer.stacked else chunk_state
+
+
+def _chunk(trainer: Trainer, member_states: list):
+    """A chunk's state from its members' own (host) states."""
+    return jax.tree.map(lambda *xs: np.stack(xs), *member_states) if trainer.stacked else member_states[0]
+
+
 def _save_members(
-    ckpt_dirs: list[Path], live: np.ndarray, step: int, states: list, c: int, cfgs: list[RunConfig], keep: int
+    ckpt_dirs: list[Path], live: np.ndarray, step: int, states: list, trainer: Trainer, cfgs: list[RunConfig], keep: int
 ) -> None:
-    """Each live member's own unstacked state (member i: row i % c of chunk i // c) as an ordinary
-    checkpoint; rotation waits until all members have saved, so a kill in between still leaves a
-    step every member has."""
+    """Each live member's own state as an ordinary checkpoint; rotation waits until all members
+    have saved, so a kill in between still leaves a step every member has."""
     host = jax.device_get(states)
     idx = np.flatnonzero(live)
+    c = max(1, trainer.members)
     for i in idx:
-        member = jax.tree.map(lambda x: x[i % c], host[i // c])
+        member = _member(trainer, host[i // c], i % c)
         extra = _ckpt_extra(cfgs[i], step) | {"ensemble": {"member": int(i), "members": len(cfgs)}}
         checkpoint.save(ckpt_dirs[i], step, member, extra, keep=keep + 1)
     for i in idx:
