@@ -79,7 +79,8 @@ class ScalingLaw:
 
     # -- construction -------------------------------------------------------------------------
     def _make_form(self) -> Form:
-        raise NotImplementedError
+        """The functional form this estimator fits (each law class supplies its own)."""
+        raise TypeError(f"{type(self).__name__} is not a concrete law; use ChinchillaLaw, KaplanLaw, ...")
 
     def _extra_params(self) -> dict[str, Any]:
         return {}

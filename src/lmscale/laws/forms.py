@@ -23,6 +23,8 @@ Forms:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import itertools
 from typing import Any
 
@@ -41,7 +43,7 @@ def _col(theta: np.ndarray, i: int) -> np.ndarray:
     return theta[:, i : i + 1]
 
 
-class Form:
+class Form(ABC):
     """Base class: names, data columns, starting grid and the batched forward/backward pass."""
 
     name: str = ""
@@ -71,31 +73,37 @@ class Form:
             out[v] = a
         return out
 
+    @abstractmethod
     def forward(self, theta: np.ndarray, X: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def backward(self, theta: np.ndarray, X: dict[str, np.ndarray], cache: Any, v: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def params(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def theta_from(self, params: dict[str, float]) -> np.ndarray:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def start_grid(self, X: dict[str, np.ndarray], logL: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        ...
 
     def log_predict(self, theta: np.ndarray, X: dict[str, np.ndarray]) -> np.ndarray:
         return self.forward(np.atleast_2d(theta), X)[0]
 
+    @abstractmethod
     def loss(self, theta: np.ndarray, **v: np.ndarray) -> np.ndarray:
         """L-hat (nats/token) with numpy broadcasting: theta[..., i] against the variable arrays.
 
         Used for predictions and for bootstrap-sample quantities, e.g. theta (R, 1, p) against
         N, D of shape (m,) gives (R, m).
         """
-        raise NotImplementedError
+        ...
 
 
 def _grid(*axes) -> np.ndarray:
