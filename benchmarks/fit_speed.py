@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model
+
 import numpy as np
 import scipy
 
@@ -57,16 +59,6 @@ el = time.perf_counter() - t
 print(json.dumps({"seconds": el, "params": {k: float(v) for k, v in cc.get_params().items()}}))
 """
 
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_avg() -> str:

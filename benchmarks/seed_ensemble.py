@@ -55,7 +55,7 @@ def main() -> int:
         use_cpu_cores_as_devices()  # as the CLI does; must precede the first JAX computation
     import jax
 
-    from throughput import cpu_model
+    from machine import cpu_model
 
     rows = []
     for model in args.models:

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,16 +37,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = "nanoGPT baby GPT, PyTorch CPU: ~33 ms/iter, ~23k tokens/s on a 2-core CPU (issue #2)"
 
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> float:

@@ -84,7 +84,7 @@ def run_demo(out_dir: str | Path, quick: bool = False, n_bootstrap: int = 1000, 
         # The interval on a larger model's loss is the question a reader of a scaling law asks first.
         d_big = max(r.tokens for r in sweep.runs)
         boot = law.bootstrap(n_bootstrap, seed=seed, predict_at={"N": 10 * largest, "D": 10 * d_big})
-        figures = _figures(data, curves, law, boot, out / "figures", rep)
+        figures = _figures(data, curves, law, boot, out / "figures")
 
     ext = law.extrapolation_
     at_target = law.optimal_allocation(target_c)
@@ -109,14 +109,10 @@ def run_demo(out_dir: str | Path, quick: bool = False, n_bootstrap: int = 1000, 
     return DemoResult(out, law, boot, figures, fit_json, report_md, headline)
 
 
-def _figures(data, curves, law, boot, fig_dir: Path, rep: Reporter) -> list[Path]:
-    try:
-        from lmscale.report.figures import write_fit_figures
-    except ImportError:  # the figures package is optional at import time only for partial installs
-        rep.warn("lmscale.report is unavailable; no figures written")
-        return []
-    return list(write_fit_figures(data, law, fig_dir, curves=curves, bootstrap=boot,
-                                  extrapolation=law.extrapolation_))
+def _figures(data, curves, law, boot, fig_dir: Path) -> list[Path]:
+    from lmscale.report.figures import write_fit_figures
+
+    return list(write_fit_figures(data, law, fig_dir, curves=curves, bootstrap=boot, extrapolation=law.extrapolation_))
 
 
 def _report(sweep, law, h: dict[str, Any], figures: list[Path], out: Path) -> str:

@@ -9,22 +9,19 @@ loss nats/token.
     print(law.summary()); boot = law.bootstrap(1000)
 """
 
-from lmscale.laws.bootstrap import BootstrapResult, cluster_weights
-from lmscale.laws.compare import CompareResult, compare, compare_families
-from lmscale.laws.data import ScalingData, epoch_chinchilla_data, load_curves, load_scaling_data
-from lmscale.laws.envelope import EnvelopeAllocation
-from lmscale.laws.estimators import (LAWS, ChinchillaLaw, DataConstrainedLaw, KaplanJointLaw, KaplanLaw, ScalingLaw,
-                                     make_law)
-from lmscale.laws.extrapolation import ExtrapolationResult
-from lmscale.laws.fit import MultiStartResult, fit_multistart
-from lmscale.laws.forms import (HOFFMANN_2022, ChinchillaForm, DataConstrainedForm, KaplanForm, KaplanJointForm)
-from lmscale.laws.frontier import FrontierResult
-from lmscale.laws.isoflop import IsoFLOPAllocation
+from lmscale.lazy import lazy_getattr
 
-__all__ = [
-    "BootstrapResult", "ChinchillaForm", "ChinchillaLaw", "CompareResult", "DataConstrainedForm", "DataConstrainedLaw",
-    "EnvelopeAllocation", "ExtrapolationResult", "FrontierResult", "HOFFMANN_2022", "IsoFLOPAllocation", "KaplanForm",
-    "KaplanJointForm", "KaplanJointLaw", "KaplanLaw", "LAWS", "MultiStartResult", "ScalingData", "ScalingLaw",
-    "cluster_weights", "compare", "compare_families", "epoch_chinchilla_data", "fit_multistart", "load_curves",
-    "load_scaling_data", "make_law",
-]
+_EXPORTS = {
+    **dict.fromkeys(['BootstrapResult', 'cluster_weights'], 'lmscale.laws.bootstrap'),
+    **dict.fromkeys(['CompareResult', 'compare', 'compare_families'], 'lmscale.laws.compare'),
+    **dict.fromkeys(['ScalingData', 'epoch_chinchilla_data', 'load_curves', 'load_scaling_data'], 'lmscale.laws.data'),
+    **dict.fromkeys(['EnvelopeAllocation'], 'lmscale.laws.envelope'),
+    **dict.fromkeys(['LAWS', 'ChinchillaLaw', 'DataConstrainedLaw', 'KaplanJointLaw', 'KaplanLaw', 'ScalingLaw', 'make_law'], 'lmscale.laws.estimators'),
+    **dict.fromkeys(['ExtrapolationResult'], 'lmscale.laws.extrapolation'),
+    **dict.fromkeys(['MultiStartResult', 'fit_multistart'], 'lmscale.laws.fit'),
+    **dict.fromkeys(['HOFFMANN_2022', 'ChinchillaForm', 'DataConstrainedForm', 'KaplanForm', 'KaplanJointForm'], 'lmscale.laws.forms'),
+    **dict.fromkeys(['FrontierResult'], 'lmscale.laws.frontier'),
+    **dict.fromkeys(['IsoFLOPAllocation'], 'lmscale.laws.isoflop'),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -19,14 +19,12 @@ from typing import Any, Optional
 
 import click
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from lmscale.console import console, err_console
 from lmscale.errors import LmscaleError
 
-console = Console()
-err_console = Console(stderr=True)
 
 DEFAULT_COMMAND = "run"
 

@@ -21,7 +21,7 @@ from lmscale.errors import LmscaleError
 from lmscale.laws.bootstrap import BootstrapResult, cluster_weights
 from lmscale.laws.data import ScalingData
 from lmscale.laws.isoflop import fit_power_law
-from lmscale.laws.tables import fmt, format_table, jsonable
+from lmscale.laws.tables import allocation_lines, fmt, format_table, jsonable
 
 
 def gaussian_smooth(y: np.ndarray, sigma: float) -> np.ndarray:
@@ -177,14 +177,7 @@ class EnvelopeAllocation:
             rows.append([fmt(n), f"[{fmt(env['C'][m].min())}, {fmt(env['C'][m].max())}]", int(m.sum())])
         t = format_table(["winning N (params)", "C range won (FLOPs)", "grid points"], rows,
                          title=f"Approach 1 (envelope of {self.n_curves_} training curves, {len(env['C'])} grid points)")
-        boot = self.bootstrap_
-        iv = (lambda k: f" {boot.confidence:.0%} CI ({fmt(boot.interval(k)[0])}, {fmt(boot.interval(k)[1])})") if boot else (lambda k: "")
-        at = self.predict(self.target_compute_)
-        lines = [t, f"a = {fmt(self.a_)}{iv('a')}   N_opt = {fmt(self.N_coef_)} C^a",
-                 f"b = {fmt(self.b_)}{iv('b')}   D_opt = {fmt(self.D_coef_)} C^b",
-                 f"at C = {fmt(self.target_compute_)} FLOPs: N_opt {fmt(at['N_opt'])}{iv('N_opt')}, D_opt {fmt(at['D_opt'])}"
-                 f"{iv('D_opt')}, tokens/param {fmt(at['tokens_per_param'])}{iv('tokens_per_param')}"]
-        lines += [f"warning: {w}" for w in self.warnings_]
+        lines = [t, *allocation_lines(self)]
         return "\n".join(lines)
 
     def __str__(self) -> str:

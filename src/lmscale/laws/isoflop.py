@@ -23,7 +23,7 @@ from lmscale.errors import LmscaleError
 from lmscale.laws.bootstrap import BootstrapResult, cluster_weights
 from lmscale.laws.data import ScalingData
 from lmscale.laws.extrapolation import group_budgets
-from lmscale.laws.tables import fmt, format_table, jsonable
+from lmscale.laws.tables import allocation_lines, fmt, format_table, jsonable
 
 
 @dataclass
@@ -182,14 +182,7 @@ class IsoFLOPAllocation:
                  "yes" if b.used else "no"] for b in self.budgets_]
         t = format_table(["budget C (FLOPs)", "points", "N range", "N_opt", "D_opt", "loss at vertex", "used"], rows,
                          title=f"Approach 2 (IsoFLOP): {self.n_budgets_used_} of {len(self.budgets_)} budgets used")
-        boot = self.bootstrap_
-        iv = (lambda k: f" {boot.confidence:.0%} CI ({fmt(boot.interval(k)[0])}, {fmt(boot.interval(k)[1])})") if boot else (lambda k: "")
-        at = self.predict(self.target_compute_)
-        lines = [t, f"a = {fmt(self.a_)} (SE {fmt(self.a_se_)}){iv('a')}   N_opt = {fmt(self.N_coef_)} C^a",
-                 f"b = {fmt(self.b_)} (SE {fmt(self.b_se_)}){iv('b')}   D_opt = {fmt(self.D_coef_)} C^b",
-                 f"at C = {fmt(self.target_compute_)} FLOPs: N_opt {fmt(at['N_opt'])}{iv('N_opt')}, D_opt {fmt(at['D_opt'])}"
-                 f"{iv('D_opt')}, tokens/param {fmt(at['tokens_per_param'])}{iv('tokens_per_param')}"]
-        lines += [f"warning: {w}" for w in self.warnings_]
+        lines = [t, *allocation_lines(self, with_se=True)]
         return "\n".join(lines)
 
     def __str__(self) -> str:

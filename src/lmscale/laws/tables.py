@@ -56,3 +56,22 @@ def jsonable(obj: Any) -> Any:
         v = float(obj)
         return v if math.isfinite(v) else None
     return obj
+
+
+def allocation_lines(est, with_se: bool = False) -> list[str]:
+    """The power laws N_opt ~ C^a, D_opt ~ C^b of an Approach-1/2 estimator and its allocation at the
+    target compute, with bootstrap intervals when it has been bootstrapped; then its warnings."""
+    boot = est.bootstrap_
+
+    def iv(k: str) -> str:
+        return f" {boot.confidence:.0%} CI ({fmt(boot.interval(k)[0])}, {fmt(boot.interval(k)[1])})" if boot else ""
+
+    def se(k: str) -> str:
+        return f" (SE {fmt(getattr(est, k + '_se_'))})" if with_se else ""
+
+    at = est.predict(est.target_compute_)
+    lines = [f"a = {fmt(est.a_)}{se('a')}{iv('a')}   N_opt = {fmt(est.N_coef_)} C^a",
+             f"b = {fmt(est.b_)}{se('b')}{iv('b')}   D_opt = {fmt(est.D_coef_)} C^b",
+             f"at C = {fmt(est.target_compute_)} FLOPs: N_opt {fmt(at['N_opt'])}{iv('N_opt')}, D_opt {fmt(at['D_opt'])}"
+             f"{iv('D_opt')}, tokens/param {fmt(at['tokens_per_param'])}{iv('tokens_per_param')}"]
+    return lines + [f"warning: {w}" for w in est.warnings_]

@@ -1,6 +1,10 @@
 """Decoder-only transformer (pure functions over a params pytree), sizing and ladders."""
 
-from lmscale.model.sizing import FlopCount, ParamCount, count_flops, count_params, ladder
-from lmscale.model.transformer import apply, init, loss_fn
+from lmscale.lazy import lazy_getattr
 
-__all__ = ["FlopCount", "ParamCount", "apply", "count_flops", "count_params", "init", "ladder", "loss_fn"]
+_EXPORTS = {
+    **dict.fromkeys(["FlopCount", "ParamCount", "count_flops", "count_params", "ladder"], "lmscale.model.sizing"),
+    **dict.fromkeys(["apply", "init", "loss_fn"], "lmscale.model.transformer"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lmscale.console import console, err_console
 from lmscale.errors import LmscaleError
 
 mup_app = typer.Typer(help="muP (maximal update parametrisation): coordinate check.", no_args_is_help=True)
@@ -22,8 +22,6 @@ def _group() -> None:
     """muP (maximal update parametrisation): coordinate check. Enable it with model.parametrization=mup."""
     # A callback keeps `mup` a command group: Typer runs a lone command without its name otherwise.
 
-console = Console()
-err_console = Console(stderr=True)
 
 
 def parse_widths(text: str) -> list[int]:

@@ -219,26 +219,23 @@ def coord_check(
     return result
 
 
-def write_csv(results: Sequence[CoordCheckResult], path: Path) -> Path:
-    """All results' (activation, step, width, mean |x|) rows in one CSV."""
+def _write_rows(rows: list[dict], path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [r for res in results for r in res.rows()]
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+def write_csv(results: Sequence[CoordCheckResult], path: Path) -> Path:
+    """All results' (activation, step, width, mean |x|) rows in one CSV."""
+    return _write_rows([r for res in results for r in res.rows()], path)
 
 
 def write_slopes_csv(results: Sequence[CoordCheckResult], path: Path) -> Path:
-    path = Path(path)
-    rows = [r for res in results for r in res.slope_rows()]
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    return _write_rows([r for res in results for r in res.slope_rows()], path)
 
 
 def plot(results: Sequence[CoordCheckResult], path: Path) -> tuple[Path, Path]:

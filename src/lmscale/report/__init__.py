@@ -8,8 +8,7 @@ does not import matplotlib.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lmscale.lazy import lazy_getattr
 
 _EXPORTS = {
     "FigureFiles": "lmscale.report.common",
@@ -29,7 +28,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'lmscale.report' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

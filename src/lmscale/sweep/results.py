@@ -45,13 +45,11 @@ def collect_results(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], list[d
     rows, curves = [], []
     for r in runs:
         p = r["plan"]
-        row = {k: p.get(k) for k in RESULT_COLUMNS if k in p}
-        row.update({k: v for k, v in p.items() if k not in ("job",)})
+        row = {k: v for k, v in p.items() if k != "job"}
         row.update(
             status=r["status"], loss=r["final_loss"], loss_se=r["final_loss_se"], best_loss=r["best_loss"],
             tokens_per_s=r["tokens_per_s"], train_s=r["train_s"], error=r["error"],
         )
-        row.pop("job", None)
         rows.append(row)
         mpath = sweep_dir / "runs" / r["run_id"] / METRICS
         if not mpath.is_file():
