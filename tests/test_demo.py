@@ -27,7 +27,12 @@ def test_demo_runs_fits_and_reports(text_corpus, tmp_path, sweep_spec_factory):
     assert h["intervals_95"]["alpha"][0] <= res.law.alpha_ <= h["intervals_95"]["alpha"][1]
     fit = json.loads(res.fit_json.read_text())
     assert fit["fit"]["law"] and fit["demo"]["params"]["E"] == res.law.E_
-    assert "Extrapolation" in res.report_md.read_text()
+    report = res.report_md.read_text()
+    assert "Extrapolation" in report
+    # The theory's compute-optimal prediction sits beside the fitted law, with its fitted constants.
+    assert "## The information-theoretic prediction beside the fitted law" in report
+    overlay = json.loads((tmp_path / "demo" / "theory" / "theory_overlay.json").read_text())
+    assert overlay["fitted"]["params_per_concept"] > 0 and overlay["fitted"]["tokens_per_text"] > 0
     # Run again: the sweep is finished, nothing is retrained, the same numbers come out.
     again = run_demo(tmp_path / "demo", n_bootstrap=50, spec=spec)
     assert again.headline["params"] == h["params"]

@@ -85,6 +85,7 @@ def run_demo(out_dir: str | Path, quick: bool = False, n_bootstrap: int = 1000, 
         d_big = max(r.tokens for r in sweep.runs)
         boot = law.bootstrap(n_bootstrap, seed=seed, predict_at={"N": 10 * largest, "D": 10 * d_big})
         figures = _figures(data, curves, law, boot, out / "figures")
+        theory_md = _theory_section(law, out / "theory", rep)
 
     ext = law.extrapolation_
     at_target = law.optimal_allocation(target_c)
@@ -105,7 +106,7 @@ def run_demo(out_dir: str | Path, quick: bool = False, n_bootstrap: int = 1000, 
     fit_json = out / "fit.json"
     atomic_write_json(fit_json, {"demo": headline, "fit": law.to_dict()})
     report_md = out / "REPORT.md"
-    atomic_write_text(report_md, _report(sweep, law, headline, figures, out))
+    atomic_write_text(report_md, _report(sweep, law, headline, figures, out) + theory_md)
     return DemoResult(out, law, boot, figures, fit_json, report_md, headline)
 
 
@@ -113,6 +114,18 @@ def _figures(data, curves, law, boot, fig_dir: Path) -> list[Path]:
     from lmscale.report.figures import write_fit_figures
 
     return list(write_fit_figures(data, law, fig_dir, curves=curves, bootstrap=boot, extrapolation=law.extrapolation_))
+
+
+def _theory_section(law, out: Path, rep: Reporter) -> str:
+    """Nayak & Varshney's compute-optimal prediction with its two constants fitted to this law's frontier."""
+    from lmscale.errors import LmscaleError
+    from lmscale.theory.overlay import theory_overlay
+
+    try:
+        return "\n" + theory_overlay(law, out).markdown()
+    except LmscaleError as err:  # a degenerate frontier must not cost the user the fitted law
+        rep.warn(f"theory overlay skipped: {err}")
+        return f"\nThe information-theoretic overlay was skipped: {err}\n"
 
 
 def _report(sweep, law, h: dict[str, Any], figures: list[Path], out: Path) -> str:
