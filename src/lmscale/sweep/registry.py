@@ -50,6 +50,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT
 );
+CREATE TABLE IF NOT EXISTS evals (
+    run_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    k_shot INTEGER NOT NULL,
+    value REAL,
+    ci_low REAL,
+    ci_high REAL,
+    n_examples INTEGER,
+    step INTEGER,
+    row TEXT NOT NULL,           -- JSON: the whole evaluation row (lmscale.emergence.results.EvalRow)
+    updated REAL,
+    PRIMARY KEY (run_id, task, metric, k_shot)
+);
 """
 
 
@@ -183,6 +197,26 @@ class Registry:
         for status, n in self.db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"):
             out[status] = n
         return out
+
+    # -- evaluations (lmscale eval) -----------------------------------------------------------
+
+    def put_evals(self, rows: list[dict[str, Any]]) -> int:
+        """Insert or replace evaluation rows (dicts with run_id, task, metric, k_shot, value, ...)."""
+        now = time.time()
+        with self.transaction() as db:
+            for r in rows:
+                db.execute(
+                    "INSERT OR REPLACE INTO evals (run_id, task, metric, k_shot, value, ci_low, ci_high, n_examples, "
+                    "step, row, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r["run_id"], r["task"], r["metric"], int(r["k_shot"]), r.get("value"), r.get("ci_low"),
+                     r.get("ci_high"), r.get("n_examples"), r.get("step"), json.dumps(r), now),
+                )
+        return len(rows)
+
+    def evals(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Stored evaluation rows (the JSON of each), optionally of one run."""
+        q = "SELECT row FROM evals" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY run_id, task, k_shot, metric"
+        return [json.loads(r[0]) for r in self.db.execute(q, (run_id,) if run_id is not None else ())]
 
     @staticmethod
     def _run(row: sqlite3.Row) -> dict[str, Any]:
