@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -13,6 +13,23 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 SET_HELP = "Override a config value, e.g. --set train.steps=100 (repeatable)."
+
+
+def sub_app(help: str, **kw: Any):
+    """A `typer.Typer` sub-command group with the project's settings: help on no arguments, plain
+    (not rich-markup) help text, and no pretty tracebacks (errors are one line, see `fail`)."""
+    import typer
+
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                       rich_markup_mode=None, **kw)
+
+
+def fail(err: Any) -> NoReturn:
+    """Print a user error (`LmscaleError`) as one line `error: ...` and exit with its status (2)."""
+    import typer
+
+    err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(err.exit_code)
 
 
 class RichReporter:

@@ -20,24 +20,19 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from lmscale.console import console, err_console
+from lmscale.console import console, err_console, sub_app
+from lmscale.console import fail as _fail
 from lmscale.errors import LmscaleError
 
-emergence_app = typer.Typer(
-    help="Emergence detection on an evaluation table: per-task verdicts with evidence, mirage figures, forecasts.\n\n"
-         "Example: lmscale emergence synthetic --out /tmp/syn && lmscale emergence analyze /tmp/syn",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+emergence_app = sub_app(
+    "Emergence detection on an evaluation table: per-task verdicts with evidence, mirage figures, forecasts.\n\n"
+    "Example: lmscale emergence synthetic --out /tmp/syn && lmscale emergence analyze /tmp/syn",
 )
-ledger_app = typer.Typer(
-    help="The ability ledger: which tasks pass at which scale, across sweeps.\n\n"
-         "Example: lmscale ledger add sweeps/demo && lmscale ledger show",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+ledger_app = sub_app(
+    "The ability ledger: which tasks pass at which scale, across sweeps.\n\n"
+    "Example: lmscale ledger add sweeps/demo && lmscale ledger show",
 )
 
-
-def _fail(err: LmscaleError) -> None:
-    err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(err.exit_code)
 
 
 def _fmt(x) -> str:

@@ -22,7 +22,8 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from lmscale.console import console, err_console
+from lmscale.console import console, err_console, sub_app
+from lmscale.console import fail as _fail
 from lmscale.errors import LmscaleError
 
 
@@ -43,21 +44,13 @@ class _DefaultCommandGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-fit_app = typer.Typer(
+fit_app = sub_app(
+    "Fit scaling laws (Chinchilla Approaches 1-3, Kaplan, data-constrained) to a sweep or a CSV.\n\n"
+    "Usage: lmscale fit SWEEP_OR_CSV [OPTIONS] (options: lmscale fit run --help), or lmscale fit compare ...\n\n"
+    "Example: lmscale fit sweeps/demo --law chinchilla --bootstrap 1000 --out fit.json",
     cls=_DefaultCommandGroup,
-    help="Fit scaling laws (Chinchilla Approaches 1-3, Kaplan, data-constrained) to a sweep or a CSV.\n\n"
-         "Usage: lmscale fit SWEEP_OR_CSV [OPTIONS] (options: lmscale fit run --help), or lmscale fit compare ...\n\n"
-         "Example: lmscale fit sweeps/demo --law chinchilla --bootstrap 1000 --out fit.json",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
 
-
-def _fail(err: LmscaleError) -> None:
-    err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(err.exit_code)
 
 
 def _log(msg: str) -> None:

@@ -17,27 +17,20 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from lmscale.console import console, err_console
+from lmscale.console import console, err_console, sub_app
+from lmscale.console import fail as _fail
 from lmscale.errors import LmscaleError
 
-theory_app = typer.Typer(
-    help="Information theory of scaling (Nayak & Varshney 2024): compute-optimal allocation, thresholds, "
-         "emergence and plateaus, Monte-Carlo checks, and the theory beside your fitted law.\n\n"
-         "Example: lmscale theory figures --out figures/theory",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+theory_app = sub_app(
+    "Information theory of scaling (Nayak & Varshney 2024): compute-optimal allocation, thresholds, "
+    "emergence and plateaus, Monte-Carlo checks, and the theory beside your fitted law.\n\n"
+    "Example: lmscale theory figures --out figures/theory",
 )
 
 DT_HELP = "Mean learnable concepts per text d_t (>= 2)."
 EPS_HELP = "Erasure fraction epsilon in (0, 1): the share of the concept pool still to be learned."
 VARIANT_HELP = "Scaling parameter alpha: published (Amraoui et al. signs) | released-code (the authors' + signs)."
 
-
-def _fail(err: LmscaleError) -> None:
-    err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(err.exit_code)
 
 
 def _fmt(x) -> str:
