@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.sharding import PartitionSpec as P
 
 from lmscale.config import ModelConfig, ScheduleConfig, TrainConfig
 from lmscale.model import parametrization, transformer

@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from lmscale.console import console, err_console, sub_app
+from lmscale.console import console, sub_app
 from lmscale.console import fail as _fail
 from lmscale.errors import LmscaleError
 

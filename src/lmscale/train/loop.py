@@ -12,7 +12,7 @@ import math
 import platform
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
