@@ -18,7 +18,7 @@ import yaml
 
 import numpy as np
 
-from lmscale.fileio import atomic_write_json, atomic_write_text, atomic_write_yaml
+from lmscale.fileio import atomic_write_json, atomic_write_text
 from lmscale.train.loop import Reporter
 
 DEMO_SPEC = "demo.yaml"
@@ -57,21 +57,13 @@ def run_demo(out_dir: str | Path, quick: bool = False, n_bootstrap: int = 1000, 
     """Run (or resume) the demo into `out_dir`; `spec` replaces the packaged sweep (tests use a tiny one)."""
     from lmscale.laws.data import load_curves, load_scaling_data
     from lmscale.laws.estimators import ChinchillaLaw
-    from lmscale.sweep.results import write_results
-    from lmscale.sweep.runner import open_sweep, run_sweep
+    from lmscale.sweep.runner import run_spec
 
     rep = reporter or Reporter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec_path = out / ("demo-quick-spec.yaml" if quick else "demo-spec.yaml")
-    atomic_write_yaml(spec_path, spec if spec is not None else demo_spec(quick))
-    sweep = open_sweep(spec_path, out / "sweep", log=rep.log)
-    rep.log(f"demo sweep: {len(sweep.runs)} runs in {sweep.dir}")
-    counts = run_sweep(sweep, rep)
-    if counts.get("failed") or counts.get("diverged"):
-        rep.warn(f"{counts['failed']} failed and {counts['diverged']} diverged run(s); fitting the rest "
-                 f"(see `lmscale sweep status {sweep.dir}`)")
-    write_results(sweep.dir)
+    sweep, counts = run_spec(spec if spec is not None else demo_spec(quick), spec_path, out / "sweep", rep, "demo sweep", "fitting")
 
     data = load_scaling_data(sweep.dir)
     curves = load_curves(sweep.dir)

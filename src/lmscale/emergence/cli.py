@@ -45,7 +45,8 @@ def _default_out(path: Path) -> Path:
     return (path if path.is_dir() else path.parent) / "emergence"
 
 
-def _csv_text(rows: list[dict]) -> str:
+def verdicts_csv(rows: list[dict]) -> str:
+    """The verdict summary rows as CSV text (empty cells for missing values), as `analyze` writes it."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
@@ -134,7 +135,7 @@ def _analyze(path, x, out, n_boot, ratio_min, seed, family, figures) -> None:
     atomic_write_json(out / "verdicts.json", {"source": table.source, "x": x, "bootstrap": n_boot,
                                               "ratio_min": ratio_min, "skipped": too_few,
                                               "verdicts": [v.to_dict() for v in verdicts]})
-    atomic_write_text(out / "verdicts.csv", _csv_text(summary))
+    atomic_write_text(out / "verdicts.csv", verdicts_csv(summary))
     atomic_write_json(out / "forecasts.json", {"forecasts": [f.to_dict() for f in forecasts], "skipped": skipped})
     written = ["verdicts.json", "verdicts.csv", "forecasts.json"]
     if figures:

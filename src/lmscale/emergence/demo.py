@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from lmscale.errors import LmscaleError
-from lmscale.fileio import atomic_write_json, atomic_write_text, atomic_write_yaml
+from lmscale.fileio import atomic_write_json, atomic_write_text
 from lmscale.train.loop import Reporter
 
 DEMO_SPEC = "emergence-demo.yaml"
@@ -81,12 +81,11 @@ def run_emergence_demo(out_dir: str | Path, quick: bool = False, reporter: Repor
                        n_bootstrap: int = 1000) -> EmergenceDemoResult:
     """Run (or resume) the emergence demo into `out_dir`; `spec` replaces the packaged sweep (tests use a
     tiny one). `seed` seeds the test examples and the bootstraps (the models' seeds are in the spec)."""
-    from lmscale.emergence.cli import _csv_text  # the verdicts.csv format of `lmscale emergence analyze`
+    from lmscale.emergence.cli import verdicts_csv  # the verdicts.csv format of `lmscale emergence analyze`
     from lmscale.emergence.detect import analyze_table
     from lmscale.emergence.eval_cli import run_eval
     from lmscale.emergence.results import read_eval_table
-    from lmscale.sweep.results import write_results
-    from lmscale.sweep.runner import open_sweep, run_sweep
+    from lmscale.sweep.runner import run_spec
 
     rep = reporter or Reporter()
     out = Path(out_dir)
@@ -98,14 +97,8 @@ def run_emergence_demo(out_dir: str | Path, quick: bool = False, reporter: Repor
 
     t0 = time.perf_counter()
     spec_path = out / ("emergence-quick-spec.yaml" if quick else "emergence-spec.yaml")
-    atomic_write_yaml(spec_path, spec)
-    sweep = open_sweep(spec_path, out / "sweep", log=rep.log)
-    rep.log(f"emergence demo sweep: {len(sweep.runs)} models in {sweep.dir}, trained on {', '.join(tasks)}")
-    counts = run_sweep(sweep, rep)
-    if counts.get("failed") or counts.get("diverged"):
-        rep.warn(f"{counts.get('failed', 0)} failed and {counts.get('diverged', 0)} diverged run(s); analysing the "
-                 f"rest (see `lmscale sweep status {sweep.dir}`)")
-    write_results(sweep.dir)
+    sweep, _ = run_spec(spec, spec_path, out / "sweep", rep, f"emergence demo sweep (trained on {', '.join(tasks)})",
+                     "analysing")
     secs["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -129,7 +122,7 @@ def run_emergence_demo(out_dir: str | Path, quick: bool = False, reporter: Repor
     an.mkdir(parents=True, exist_ok=True)
     atomic_write_json(an / "verdicts.json", {"source": table.source, "x": "N", "bootstrap": n_bootstrap,
                                              "verdicts": [v.to_dict() for v in verdicts]})
-    atomic_write_text(an / "verdicts.csv", _csv_text([v.summary_row() for v in verdicts]))
+    atomic_write_text(an / "verdicts.csv", verdicts_csv([v.summary_row() for v in verdicts]))
     atomic_write_json(an / "forecasts.json", {"forecasts": [f.to_dict() for f in forecasts], "skipped": skipped})
     figures = _figures(table, verdicts, an)
     ledger_path, statuses, grid = _ledger(table, out, str(sweep.dir.resolve()))

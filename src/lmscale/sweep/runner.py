@@ -170,6 +170,27 @@ def run_sweep(
         reg.close()
 
 
+def run_spec(spec: dict[str, Any], spec_path: Path, sweep_dir: Path, rep: Reporter, what: str,
+             then: str) -> tuple[Sweep, dict[str, int]]:
+    """Write a packaged spec, open (or resume) its sweep, run every job and write the results tables;
+    returns the sweep and the run counts by status.
+
+    The demos' whole training phase: failed or diverged runs are reported, not fatal, and the
+    caller goes on with the rest (`then` says with what, e.g. "fitting").
+    """
+    from lmscale.sweep.results import write_results
+
+    atomic_write_yaml(spec_path, spec)
+    sweep = open_sweep(spec_path, sweep_dir, log=rep.log)
+    rep.log(f"{what}: {len(sweep.runs)} runs in {sweep.dir}")
+    counts = run_sweep(sweep, rep)
+    if counts.get("failed") or counts.get("diverged"):
+        rep.warn(f"{counts.get('failed', 0)} failed and {counts.get('diverged', 0)} diverged run(s); {then} the rest "
+                 f"(see `lmscale sweep status {sweep.dir}`)")
+    write_results(sweep.dir)
+    return sweep, counts
+
+
 def _run_job(sweep: Sweep, reg: Registry, job: str, rep: Reporter) -> tuple[str, str | None]:
     runs = reg.job_runs(job)
     by_id = {r["run_id"]: r for r in runs}
