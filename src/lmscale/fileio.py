@@ -84,3 +84,17 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "lmscale"
+
+
+def csv_cell(v: Any) -> str:
+    """One CSV cell that reads back exactly: '' for None and NaN, true/false for booleans, integers as
+    integers, floats in their shortest round-trip form ('inf' and '-inf' kept). NumPy scalars too."""
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()  # a NumPy scalar: its Python value
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "" if v != v else repr(v)
+    return str(v)

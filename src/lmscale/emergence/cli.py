@@ -47,11 +47,13 @@ def _default_out(path: Path) -> Path:
 
 def verdicts_csv(rows: list[dict]) -> str:
     """The verdict summary rows as CSV text (empty cells for missing values), as `analyze` writes it."""
+    from lmscale.fileio import csv_cell
+
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v) for k, v in r.items()})
+        w.writerow({k: csv_cell(v) for k, v in r.items()})
     return buf.getvalue()
 
 

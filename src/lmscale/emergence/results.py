@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from lmscale.errors import LmscaleError
-from lmscale.fileio import atomic_write_json, atomic_write_text
+from lmscale.fileio import atomic_write_json, atomic_write_text, csv_cell
 
 SCHEMA = "lmscale.eval/1"
 EVAL_CSV = "eval.csv"
@@ -121,16 +121,6 @@ class Curve:
                          "higher_is_better": self.higher_is_better})
 
 
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v)) if math.isfinite(v) else ""
-    return str(v)
-
-
 def _json_value(v: Any) -> Any:
     if isinstance(v, (float, np.floating)):
         return float(v) if math.isfinite(v) else None
@@ -160,7 +150,7 @@ def write_eval_table(path: str | Path, rows: Iterable[EvalRow]) -> tuple[Path, P
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
     for r in rows:
-        w.writerow([_cell(getattr(r, k)) for k in COLUMNS])
+        w.writerow([csv_cell(getattr(r, k)) for k in COLUMNS])
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(csv_path, buf.getvalue())
     atomic_write_json(json_path, {"schema": SCHEMA, "columns": COLUMNS,

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import LogFormatterSciNotation  # noqa: E402
 
 from lmscale.errors import LmscaleError  # noqa: E402
-from lmscale.fileio import atomic_write_bytes, atomic_write_text  # noqa: E402
+from lmscale.fileio import atomic_write_bytes, atomic_write_text, csv_cell  # noqa: E402
 from lmscale.laws.tables import fmt  # noqa: E402
 
 DPI = 150
@@ -87,19 +87,6 @@ def new_figure(ncols: int, width: float = 5.6, height: float = 4.6, caption: str
     return fig, [d[k] for k in keys], cap
 
 
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        return "" if math.isnan(f) else repr(f)
-    return str(v)
-
-
 def save_figure(fig: Figure, png: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> FigureFiles:
     """Write the PNG (atomically) and the CSV of the plotted rows beside it; release the figure."""
     buf = io.BytesIO()
@@ -110,7 +97,7 @@ def save_figure(fig: Figure, png: Path, columns: Sequence[str], rows: Iterable[S
     w = csv.writer(text, lineterminator="\n")
     w.writerow(columns)
     for r in rows:
-        w.writerow([_cell(v) for v in r])
+        w.writerow([csv_cell(v) for v in r])
     csv_path = png.with_suffix(".csv")
     atomic_write_text(csv_path, text.getvalue())
     return FigureFiles(png, csv_path)
