@@ -34,8 +34,8 @@ def main() -> int:
     from lmscale.parallel.mesh import use_cpu_cores_as_devices
 
     use_cpu_cores_as_devices()  # as the CLI does
-    from lmscale.config import load_config
-    from lmscale.train.loop import train
+    from lmscale.train.config import load_config
+    from lmscale.train.lm import train
 
     cfg = load_config(ROOT / "configs" / "baby-gpt.yaml", args.overrides)
     run = Path(args.run_dir)

@@ -35,19 +35,17 @@ PHASES = {  # harness phase -> the metrics it produces
 def _random_model(depth: int, width: int, context: int):
     import jax
 
-    from lmscale.config import ModelConfig
+    from lmscale.data.mixture import MixtureSpec, mixture_lines
     from lmscale.data.tokenizers import CharTokenizer
     from lmscale.emergence.harness import EvalModel
-    from lmscale.emergence.mixture import MixtureSpec, mixture_lines
-    from lmscale.model import transformer
+    from lmscale.model.decoder import DecoderConfig
+    from lmscale.model.registry import get_model
 
     lines, _ = mixture_lines(MixtureSpec(tasks=("add2", "add3r", "parity", "recall", "mod97")), "train", 2000)
     tok = CharTokenizer.train("".join(lines))
-    cfg = ModelConfig(depth=depth, width=width, heads=4, context=context, vocab_size=tok.vocab_size, bias=False)
-    params, _ = transformer.init(cfg, jax.random.key(0))
-    from functools import partial
-
-    return EvalModel(f"random d{depth} w{width}", partial(transformer.apply, cfg=cfg), params, context, tok,
+    cfg = DecoderConfig(depth=depth, width=width, heads=4, context=context, vocab_size=tok.vocab_size, bias=False)
+    model = get_model(cfg)
+    return EvalModel(f"random d{depth} w{width}", model.apply, model.init(jax.random.key(0)), context, tok,
                      tok.vocab_size, {"N": 1.0})
 
 
@@ -64,7 +62,7 @@ def main() -> int:
 
     use_cpu_cores_as_devices()  # as the CLI does
     from lmscale.emergence.harness import evaluate_task, model_from_run
-    from lmscale.emergence.tasks import parse_tasks
+    from lmscale.data.tasks import parse_tasks
     from lmscale.laws.tables import format_table
 
     model = model_from_run(args.run) if args.run else _random_model(2, 64, 128)

@@ -73,7 +73,7 @@ def fmt_s(s: float | None) -> str:
 
 
 def run_chinchilla(python: str | None, data, timeout: float) -> tuple[float | None, dict | None, str]:
-    rows = [[float(c), float(n), float(d), float(l)] for c, n, d, l in zip(data.C, data.N, data.D, data.loss)]
+    rows = [[float(c), float(n), float(d), float(loss)] for c, n, d, loss in zip(data.C, data.N, data.D, data.loss)]
     if python is None:
         try:
             import chinchilla  # noqa: F401

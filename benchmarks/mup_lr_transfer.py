@@ -54,9 +54,9 @@ def main() -> int:
 
     use_cpu_cores_as_devices()  # as the CLI does; before JAX starts
 
-    from lmscale.config import load_config
+    from lmscale.train.config import load_config
     from lmscale.errors import DivergedError
-    from lmscale.train.loop import train
+    from lmscale.train.lm import train
 
     widths, lrs = parse_list(args.widths, int), parse_list(args.lrs)
     kinds = [k.strip() for k in args.parametrizations.split(",") if k.strip()]

@@ -80,17 +80,19 @@ def main() -> int:
 
 
 def measure(args, model: str, k: int) -> list[dict]:
-    import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from lmscale.config import load_config
     from lmscale.data.loader import BatchLoader
     from lmscale.data.prepare import prepare_data
     from lmscale.parallel.mesh import make_mesh
-    from lmscale.train.ensemble import _batches, ensemble_mesh
+    from lmscale.train.config import load_config
+    from lmscale.train.lm import ensemble_mesh, lm_trainer
     from lmscale.train.run import resolve_vocab
-    from lmscale.train.step import build_trainer, member_keys, shard_batch
+    from lmscale.train.step import member_keys, shard_batch
+
+    def _batches(loaders, step):  # (members, batch_size, T + 1): each member's own batch of `step`
+        return np.stack([loader.batch(step) for loader in loaders])
 
     base = ["model.context=64", "train.batch_size=12", "train.grad_accum=1", *MODELS[model], *args.overrides]
     cfgs = [load_config(args.config, [*base, f"seed={s}", f"name={model}-s{s}"]) for s in range(k)]
@@ -126,15 +128,17 @@ def measure(args, model: str, k: int) -> list[dict]:
             return t
 
     mesh1 = make_mesh(cfg.mesh, batch=micro)
-    singles = [build_trainer(c, mesh1) for c in cfgs]
-    seq_jobs = [Job("sequential", mesh1, [tr], [tr.init_state()],
-                    lambda j, s, st, i=i, tr=tr: (st, shard_batch(tr, loaders[i].batch(s)), jnp.int32(s)))
+    singles = [lm_trainer(c, mesh1) for c in cfgs]  # k single runs, each its own compiled step
+    single_keys = [member_keys([c.seed]) for c in cfgs]
+    seq_jobs = [Job("sequential", mesh1, [tr], [tr.init_state(single_keys[i][0])],
+                    lambda j, s, st, i=i, tr=tr: (st, shard_batch(tr, loaders[i].batch(s)[None]), jnp.int32(s),
+                                                  single_keys[i][1]))
                 for i, tr in enumerate(singles)]
     widths = sorted({k if v == "k" else int(v) for v in args.vmap if (k if v == "k" else int(v)) <= k})
     ens_jobs = []
     for c in (w for w in widths if k % w == 0):
         mesh = ensemble_mesh(cfg.mesh, c, micro)
-        tr = build_trainer(cfg, mesh, members=c)
+        tr = lm_trainer(cfg, mesh, members=c)
         chunks = [list(range(j, j + c)) for j in range(0, k, c)]
         keys = [member_keys([cfgs[i].seed for i in chunk]) for chunk in chunks]
 

@@ -1,10 +1,12 @@
 """The CLI end to end: bad input gives one-line errors with exit status 2 and damages nothing."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from tests.helpers import run_cli, tiny_config, write_yaml
+from tests.helpers import tree_bytes, invoke, run_cli, tiny_config, write_yaml
 
 
 def _error_line(proc):
@@ -65,11 +67,11 @@ def test_train_info_sample_resume_and_mismatch(text_corpus, tmp_path):
     assert json.loads((run / "summary.json").read_text())["final_val_loss"] == summary["final_val_loss"]
 
     # Same directory, different config: refused, nothing touched.
-    ckpts = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    ckpts = tree_bytes(run / "checkpoints")
     other = write_yaml(tmp_path / "o.yaml", tiny_config(text_corpus, **{"train.steps": 20, "seed": 99}))
     proc = run_cli("train", other, "--run-dir", run, "--no-progress")
     assert proc.returncode == 2 and "another config (seed" in _error_line(proc)
-    assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == ckpts
+    assert tree_bytes(run / "checkpoints") == ckpts
     bad = run_cli("sample", run, "--max-tokens", "0")
     assert bad.returncode == 2 and "--max-tokens=0" in _error_line(bad)
 
@@ -78,7 +80,7 @@ def test_corrupted_cache_via_cli(text_corpus, tmp_path):
     cfg = write_yaml(tmp_path / "c.yaml", tiny_config(text_corpus))
     proc = run_cli("data", "prepare", cfg)
     assert proc.returncode == 0, proc.stderr
-    from lmscale.config import load_config
+    from lmscale.train.config import load_config
     from lmscale.data.prepare import data_dir
 
     path, _, _ = data_dir(load_config(cfg).data)
@@ -125,3 +127,64 @@ def test_run_dir_is_usable_from_any_directory(text_corpus, tmp_path):
     assert s.returncode == 0, s.stderr
     w = run_cli("sample", work / "runs" / "rel", "--prompt", "Zq", "--max-tokens", "5", cwd=elsewhere)
     assert w.returncode == 0 and "not in the training vocabulary" in w.stderr
+
+
+def test_emergence_ledger_and_its_hidden_alias(tmp_path):
+    from lmscale.cli import app  # the whole command tree, in-process (no JAX needed for these commands)
+
+    syn, led = tmp_path / "syn", tmp_path / "ledger.sqlite"
+    assert invoke(app, ["emergence", "synthetic", "--out", syn, "--scales", "5", "--examples", "0"]).exit_code == 0
+    add = invoke(app, ["emergence", "ledger", "add", syn, "--ledger", led])
+    assert add.exit_code == 0 and "100 in all" in add.stdout, add.output
+    show = invoke(app, ["emergence", "ledger", "show", "--ledger", led])
+    assert show.exit_code == 0 and "flipped" in show.stdout and "not-yet" in show.stdout, show.output
+    alias = invoke(app, ["ledger", "show", "--ledger", led])  # the old spelling still works, and shows the same
+    assert alias.exit_code == 0 and alias.stdout == show.stdout, alias.output
+    commands = [ln.split()[0] for ln in invoke(app, ["--help"]).stdout.split("Commands:")[1].splitlines() if ln.strip()]
+    assert "emergence" in commands and "ledger" not in commands  # the alias is hidden
+    assert "ledger" in invoke(app, ["emergence", "--help"]).stdout
+    assert "Same as `lmscale emergence ledger`" in invoke(app, ["ledger", "--help"]).stdout
+
+
+def test_every_command_group_reports_bad_input_as_one_error_line(tmp_path):
+    """Through the real `lmscale` command (one handler in lmscale.cli.main): one stderr line, exit 2.
+    train, sample, data and model are covered above; sweep in tests/sweep/test_runner.py."""
+    cases = [
+        (["fit", tmp_path / "none.csv"], "not found"),
+        (["plot", tmp_path / "none.csv"], "not found"),
+        (["eval", tmp_path, "--tasks", "nope"], "unknown task 'nope'"),
+        (["emergence", "analyze", tmp_path / "none.csv"], "does not exist"),
+        (["emergence", "ledger", "show", "--ledger", tmp_path / "l.sqlite", "--metric", "bogus"], "--metric 'bogus'"),
+        (["icl", "eval", tmp_path], "not an ICL run directory"),
+        (["theory", "optimum", "--flops", "lots"], "--flops 'lots'"),
+        (["mup", "coord-check", tmp_path / "c.yaml", "--widths", "32,abc"], "'abc' is not an integer"),
+        (["demo", "bogus"], "demo 'bogus'"),
+    ]
+    procs = [subprocess.Popen([sys.executable, "-m", "lmscale", *map(str, args)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args, _ in cases]  # all at once: ~10 s on 2 cores
+    for (args, needle), p in zip(cases, procs):
+        _, err = p.communicate(timeout=300)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (args, err)
+        assert needle in lines[0], (args, lines[0])
+    assert not (tmp_path / "l.sqlite").exists()
+
+
+def test_the_one_error_handler_keeps_each_errors_exit_status():
+    import typer
+
+    from lmscale.errors import DivergedError, LmscaleError
+
+    app = typer.Typer()
+
+    @app.command()
+    def boom(kind: str):
+        raise {"user": LmscaleError("bad --x 1;\n expected 2"), "diverged": DivergedError("diverged at step 7"),
+               "bug": ZeroDivisionError("a programming error")}[kind]
+
+    r = invoke(app, ["user"])
+    assert r.exit_code == 2 and r.stderr == "error: bad --x 1; expected 2\n" and r.stdout == ""
+    r = invoke(app, ["diverged"])
+    assert r.exit_code == 3 and r.stderr == "error: diverged at step 7\n"
+    with pytest.raises(ZeroDivisionError):  # programming errors are not caught
+        invoke(app, ["bug"])

@@ -1,6 +1,7 @@
 import pytest
 
-from lmscale.config import RunConfig, apply_overrides, config_diff, load_config, validate_config
+from lmscale.config import apply_overrides, config_diff
+from lmscale.train.config import RunConfig, load_config, validate_config
 from lmscale.errors import LmscaleError
 
 
@@ -27,6 +28,12 @@ def test_defaults_are_gpt2_small():
         ({"name": "../escape"}, "name='../escape'"),
         ({"train": {"optimizer": {"lr": float("inf")}}}, "train.optimizer.lr=inf"),
         ({"model": {"mlp_ratio": float("inf")}}, "model.mlp_ratio=inf"),
+        ({"model": {"kind": "transfomer"}}, "unknown model.kind 'transfomer'; expected one of decoder, "),
+        ({"model": {"kind": "decoder", "widht": 64}}, "unknown key 'model.widht'"),
+        ({"model": "gpt2"}, "the model section is a str; expected a mapping"),
+        ({"mesh": {"rules": {"embd": ["fsdp"]}}}, "mesh.rules names logical axis 'embd'; expected one of "),
+        ({"mesh": {"rules": {"mlp": ["tensr"]}}}, "mesh.rules.mlp=['tensr']; expected distinct mesh axes from data, fsdp, tensor"),
+        ({"mesh": {"rules": {"mlp": "tensor"}}}, "mesh.rules.mlp='tensor'; expected a list of mesh axes"),
     ],
 )
 def test_bad_values_are_one_line_errors(raw, needle):
@@ -35,6 +42,31 @@ def test_bad_values_are_one_line_errors(raw, needle):
     msg = str(exc.value)
     assert needle in msg
     assert "\n" not in msg
+
+
+def test_model_kind_selects_the_config_class_and_defaults_to_the_decoder():
+    from lmscale.model.decoder import DecoderConfig
+    from lmscale.model.registry import kinds
+
+    assert type(RunConfig().model) is DecoderConfig and RunConfig().model.kind == "decoder"
+    cfg = validate_config({"model": {"depth": 3}})
+    assert type(cfg.model) is DecoderConfig and cfg.model.depth == 3
+    assert cfg.to_dict()["model"]["kind"] == "decoder" and cfg.to_dict()["model"]["depth"] == 3  # all fields dumped
+    assert validate_config(cfg.to_dict()) == cfg  # round trip through the resolved record
+    assert {"decoder", "icl_gpt", "icl_lsa"} <= set(kinds())
+
+
+def test_sharding_rules_merge_onto_the_defaults():
+    from lmscale.parallel.rules import DEFAULT_RULES
+
+    cfg = validate_config({"mesh": {"rules": {"mlp": ["fsdp", "tensor"], "activation_embed": ["tensor"]}}})
+    assert cfg.mesh.rules["mlp"] == ("fsdp", "tensor") and cfg.mesh.rules["activation_embed"] == ("tensor",)
+    assert {k: v for k, v in cfg.mesh.rules.items() if k not in ("mlp", "activation_embed")} == {
+        k: v for k, v in DEFAULT_RULES.items() if k not in ("mlp", "activation_embed")}
+    assert RunConfig().mesh.rules == DEFAULT_RULES
+    # --set reaches one rule
+    raw = apply_overrides({}, ["mesh.rules.heads=[]"])
+    assert validate_config(raw).mesh.rules["heads"] == ()
 
 
 def test_overrides_parse_yaml_scalars_and_nest(tmp_path):

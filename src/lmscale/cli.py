@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from lmscale.console import SET_HELP, RichReporter, console, err_console
+from lmscale.console import SET_HELP, RichReporter, console, err_console, run_app
 from lmscale.errors import LmscaleError
 
 app = typer.Typer(
@@ -31,7 +31,7 @@ def _register_subapps() -> None:
     from lmscale.emergence.eval_cli import eval_command
     from lmscale.icl.cli import icl_app
     from lmscale.laws.cli import fit_app
-    from lmscale.model.cli import mup_app
+    from lmscale.mup.cli import mup_app
     from lmscale.report.cli import plot_command
     from lmscale.sweep.cli import sweep_app
     from lmscale.theory.cli import theory_app
@@ -41,8 +41,9 @@ def _register_subapps() -> None:
     app.add_typer(mup_app, name="mup")
     app.command("plot")(plot_command)
     app.command("eval")(eval_command)
-    app.add_typer(emergence_app, name="emergence")
-    app.add_typer(ledger_app, name="ledger")
+    app.add_typer(emergence_app, name="emergence")  # with `lmscale emergence ledger add|show`
+    app.add_typer(ledger_app, name="ledger", hidden=True,
+                  help="Same as `lmscale emergence ledger` (the ability ledger); kept so older scripts still work.")
     app.add_typer(icl_app, name="icl")
     app.add_typer(theory_app, name="theory")
 
@@ -50,17 +51,30 @@ def _register_subapps() -> None:
 _register_subapps()
 
 def _validated_model(raw: dict[str, Any]):
-    from lmscale.config import ModelConfig, _format_validation_error
+    """A model section (any registered kind; default the decoder) as its validated config."""
     from pydantic import ValidationError
 
+    from lmscale.config import format_validation_error
+    from lmscale.model.registry import validate_model_spec
+
     try:
-        return ModelConfig.model_validate(raw)
+        return validate_model_spec(raw)
     except ValidationError as err:
-        raise LmscaleError(_format_validation_error(err, "(model)")) from None
+        raise LmscaleError(format_validation_error(err, "(model)")) from None
+    except ValueError as err:
+        raise LmscaleError(str(err)) from None
+
+
+def _describe_model(m) -> str:
+    """One line: the decoder's shape in words; other kinds as kind and fields."""
+    if m.kind == "decoder":
+        return (f"depth {m.depth}, width {m.width}, heads {m.heads}, context {m.context}, vocab {m.vocab_size}, "
+                f"{m.norm}, {m.positions} positions, {m.activation}, {'tied' if m.tie_embeddings else 'untied'}")
+    return f"{m.kind}: " + ", ".join(f"{k} {v}" for k, v in m.model_dump().items() if k != "kind")
 
 
 def _load_cfg(config: Path, overrides: list[str]):
-    from lmscale.config import load_config
+    from lmscale.train.config import load_config
 
     return load_config(config, overrides)
 
@@ -74,9 +88,12 @@ def train(
 ):
     """Train a model, or resume the run in an existing run directory.
 
+    Trains a language model on a text corpus from a run config (configs/*.yaml); `lmscale icl train`
+    is different: it trains an in-context-regression model on fresh prompts from an ICL config.
+
     Example: lmscale train configs/baby-gpt.yaml --set train.steps=500
     """
-    from lmscale.train.loop import train as run_train
+    from lmscale.train.lm import train as run_train
     from lmscale.train.run import is_run_dir, load_run_config
 
     if config.is_dir():
@@ -149,10 +166,12 @@ def sample(
 def info(run_dir: Path = typer.Argument(..., help="A run directory.")):
     """Size, FLOPs, tokens seen and losses of a run.
 
+    Describes one run directory; `lmscale data info` is different: it lists the prepared corpora in the cache.
+
     Example: lmscale info runs/baby-gpt
     """
     from lmscale.fileio import read_json
-    from lmscale.model.sizing import FLOP_CONVENTION, count_flops, count_params
+    from lmscale.model.sizing import count_flops, count_params
     from lmscale.train.metrics import read_metrics
     from lmscale.train.run import METRICS, SUMMARY, load_run_config
 
@@ -167,10 +186,9 @@ def info(run_dir: Path = typer.Argument(..., help="A run directory.")):
     t.add_column(style="bold")
     t.add_column()
     t.add_row("status", str(summary.get("status", "unknown")))
-    t.add_row("model", f"depth {m.depth}, width {m.width}, heads {m.heads}, context {m.context}, vocab {m.vocab_size}, "
-                       f"{m.norm}, {m.positions} positions, {m.activation}, {'tied' if m.tie_embeddings else 'untied'}")
+    t.add_row("model", _describe_model(m))
     t.add_row("parameters", f"{n.total:,} total, {n.non_embedding:,} non-embedding")
-    t.add_row("FLOPs/token", f"{f.per_token:.4g} training ({FLOP_CONVENTION}); causal: {f.per_token_causal:.4g}")
+    t.add_row("FLOPs/token", f"{f.per_token:.4g} training ({f.convention}); causal: {f.per_token_causal:.4g}")
     step = trains[-1]["step"] if trains else 0
     tokens = step * cfg.train.batch_size * m.context
     t.add_row("progress", f"step {step}/{cfg.train.steps}, {tokens:,} tokens seen, {tokens * f.per_token:.3g} FLOPs")
@@ -224,6 +242,8 @@ def data_info_cmd(
 ):
     """Show prepared corpora in the cache, or the one a config uses.
 
+    Describes tokenised corpora; `lmscale info` is different: it describes a run directory.
+
     Example: lmscale data info configs/baby-gpt.yaml
     """
     from lmscale.data.prepare import data_info
@@ -262,17 +282,17 @@ def model_size(
 
     Example: lmscale model size configs/shakespeare-char.yaml --vocab 80
     """
-    from lmscale.model.sizing import FLOP_CONVENTION, count_flops, count_params
+    from lmscale.model.sizing import count_flops, count_params
 
     cfg = _load_cfg(config, set_ or [])
     m = cfg.model
-    if m.vocab_size is None:
+    if getattr(m, "vocab_size", 0) is None:
         if vocab is None:
             raise LmscaleError("model.vocab_size is null (set by the tokenizer); expected --vocab N to count parameters")
         m = _validated_model({**m.model_dump(), "vocab_size": vocab})
     n, f = count_params(m), count_flops(m)
     console.print(f"parameters: {n.total:,} total, {n.non_embedding:,} non-embedding, {n.embedding:,} embedding")
-    console.print(f"training FLOPs/token: {f.per_token:,.0f} ({FLOP_CONVENTION}); causal attention: {f.per_token_causal:,.0f}")
+    console.print(f"training FLOPs/token: {f.per_token:,.0f} ({f.convention}); causal attention: {f.per_token_causal:,.0f}")
 
 
 @model_app.command("ladder")
@@ -397,10 +417,6 @@ def main() -> None:
 
     use_cpu_cores_as_devices()  # before anything starts JAX: data parallelism over CPU cores
     _enable_compilation_cache()
-    # Typer's standalone mode handles usage errors (exit 2) and --help; our own errors pass
-    # through it and are printed here as one line.
-    try:
-        app()
-    except LmscaleError as err:
-        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(err.exit_code)
+    # The one error handler: Typer's standalone mode handles usage errors (exit 2) and --help;
+    # an LmscaleError from any command passes through it and is printed as one line `error: ...`.
+    run_app(app)

@@ -1,9 +1,12 @@
-"""Validated configuration models and YAML loading.
+"""Config building blocks: the strict pydantic base, the data and train sections, YAML loading.
 
-A run is described by one `RunConfig` (model, data, train, mesh). Configs come from YAML files
-(loaded with `yaml.safe_load` only) plus ``--set key=value`` overrides, and are validated by
-pydantic: unknown keys, wrong types and inconsistent sizes are `LmscaleError`s that name the
-bad value and what is expected.
+A run is described by one `lmscale.train.config.RunConfig` (model, data, train, mesh); each
+section is validated by its own layer's class: `DataConfig` and `TrainConfig` here, the model by
+its registered config class (`lmscale.model.registry`), the mesh and sharding rules by
+`lmscale.parallel.mesh.MeshConfig`. Configs come from YAML files (loaded with a safe loader that
+also rejects duplicate keys) plus ``--set key=value`` overrides, and are validated by pydantic:
+unknown keys, wrong types and inconsistent sizes are `LmscaleError`s that name the bad value
+and what is expected.
 """
 
 from __future__ import annotations
@@ -25,68 +28,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False, coerce_numbers_to_str=True
     )
-
-
-class ModelConfig(Strict):
-    """Decoder-only transformer shape. Defaults follow GPT-2 small (124M)."""
-
-    depth: int = Field(12, gt=0, description="number of transformer blocks (n_layer)")
-    width: int = Field(768, gt=0, description="residual stream width d_model (n_embd)")
-    heads: int = Field(12, gt=0, description="attention heads; width must divide by it")
-    mlp_ratio: float = Field(4.0, gt=0, le=64, description="MLP hidden width / model width")
-    context: int = Field(1024, gt=0, description="context length in tokens (block_size)")
-    vocab_size: int | None = Field(
-        None, gt=0, description="vocabulary size; null = the tokenizer's (padded up to a multiple of pad_vocab_to)"
-    )
-    pad_vocab_to: int = Field(1, gt=0, description="round the vocabulary up to a multiple of this (64 helps GPUs)")
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    positions: Literal["learned", "rope"] = "learned"
-    activation: Literal["gelu", "swiglu"] = "gelu"
-    tie_embeddings: bool = True
-    bias: bool = True
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    init_std: float = Field(0.02, gt=0)
-    norm_eps: float = Field(1e-5, gt=0)
-    rope_theta: float = Field(10000.0, gt=0)
-    parametrization: Literal["sp", "mup"] = Field(
-        "sp", description="'sp' (standard, GPT-2) or 'mup' (maximal update: LR transfers across width; see model/parametrization.py)"
-    )
-    mup_base_width: int | None = Field(
-        None, gt=0, description="muP only (required): the width whose hyperparameters are tuned; width multiplier = width / this"
-    )
-    mup_input_alpha: float = Field(1.0, gt=0, description="muP only: multiplier on the embedding output")
-    mup_output_alpha: float = Field(1.0, gt=0, description="muP only: multiplier on the logits (on top of 1/width multiplier)")
-    mup_zero_readout: bool = Field(
-        True, description="muP only: zero-initialise the untied readout (false: init_std, as microsoft/mup's MuReadout default)"
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "ModelConfig":
-        if self.width % self.heads:
-            raise ValueError(
-                f"model.width={self.width} is not divisible by model.heads={self.heads}; "
-                "expected width to be a multiple of heads"
-            )
-        if self.parametrization == "mup" and self.mup_base_width is None:
-            raise ValueError(
-                "model.parametrization='mup' needs model.mup_base_width; expected the width of the tuned "
-                "proxy model, e.g. model.mup_base_width=128"
-            )
-        if self.positions == "rope" and (self.width // self.heads) % 2:
-            raise ValueError(
-                f"head dimension {self.width // self.heads} is odd; RoPE expects an even width/heads"
-            )
-        if self.mlp_hidden < 1:
-            raise ValueError(f"model.mlp_ratio={self.mlp_ratio} gives an empty MLP; expected width*mlp_ratio >= 1")
-        return self
-
-    @property
-    def head_dim(self) -> int:
-        return self.width // self.heads
-
-    @property
-    def mlp_hidden(self) -> int:
-        return int(round(self.width * self.mlp_ratio))
 
 
 class TokenizerConfig(Strict):
@@ -155,41 +96,12 @@ class TrainConfig(Strict):
         return self
 
 
-class MeshConfig(Strict):
-    """Device mesh: sizes of the data, fsdp and tensor axes; -1 means 'all remaining devices'."""
-
-    data: int = Field(-1, description="data-parallel axis size (-1: the rest of the devices)")
-    fsdp: int = Field(1, description="parameter-sharding axis size")
-    tensor: int = Field(1, description="tensor-parallel axis size")
-
-    @model_validator(mode="after")
-    def _sizes(self) -> "MeshConfig":
-        sizes = {"data": self.data, "fsdp": self.fsdp, "tensor": self.tensor}
-        for k, v in sizes.items():
-            if v == 0 or v < -1:
-                raise ValueError(f"mesh.{k}={v}; expected a positive size or -1")
-        if sum(v == -1 for v in sizes.values()) > 1:
-            raise ValueError("at most one mesh axis may be -1")
-        return self
-
-
-class RunConfig(Strict):
-    name: str = Field("run", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="run name (runs/<name>)")
-    seed: int = Field(0, ge=0, lt=2**32)
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    train: TrainConfig = TrainConfig()
-    mesh: MeshConfig = MeshConfig()
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-
 # ----------------------------------------------------------------------------------------------
 # Loading, overrides and error formatting
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line naming every bad value of a pydantic error, prefixed `invalid config <source>`."""
     parts = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"])
@@ -203,13 +115,6 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         else:
             parts.append(msg)
     return f"invalid config {source}: " + "; ".join(parts)
-
-
-def validate_config(raw: dict[str, Any], source: str = "") -> RunConfig:
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as err:
-        raise LmscaleError(_format_validation_error(err, source)) from None
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -282,11 +187,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    raw = apply_overrides(load_yaml(path), overrides or [])
-    return validate_config(raw, source=str(path))
-
-
 def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two config dicts."""
     keys = sorted(set(a) | set(b))
@@ -299,3 +199,14 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[
         elif va != vb:
             out.append(f"{ka} ({va!r} -> {vb!r})")
     return out
+
+
+_format_validation_error = format_validation_error  # the name older modules import
+
+
+def validate_section(cls: type[BaseModel], raw: Any, source: str = ""):
+    """`cls.model_validate(raw)` with errors as one-line `LmscaleError`s."""
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as err:
+        raise LmscaleError(format_validation_error(err, source)) from None

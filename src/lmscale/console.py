@@ -1,12 +1,15 @@
-"""Terminal output shared by the CLI commands: Rich consoles and the training progress reporter."""
+"""Terminal output shared by the CLI commands: Rich consoles, the one handler of user errors
+(`run_app`) and the training progress reporter."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from lmscale.errors import LmscaleError
 
 # Tables stay readable when output is piped (Rich would otherwise assume 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -17,19 +20,26 @@ SET_HELP = "Override a config value, e.g. --set train.steps=100 (repeatable)."
 
 def sub_app(help: str, **kw: Any):
     """A `typer.Typer` sub-command group with the project's settings: help on no arguments, plain
-    (not rich-markup) help text, and no pretty tracebacks (errors are one line, see `fail`)."""
+    (not rich-markup) help text, and no pretty tracebacks (user errors are one line, see `run_app`)."""
     import typer
 
     return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                        rich_markup_mode=None, **kw)
 
 
-def fail(err: Any) -> NoReturn:
-    """Print a user error (`LmscaleError`) as one line `error: ...` and exit with its status (2)."""
-    import typer
+def run_app(app: Any, args: list[str] | None = None, **kw: Any) -> None:
+    """Run a Typer app in Click's standalone mode with the CLI's one handler of user errors.
 
-    err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(err.exit_code)
+    Click handles usage errors (exit 2), --help and `typer.Exit`; an `LmscaleError` raised by any
+    command passes through it and is printed here as one line `error: <message>` with exit status
+    `err.exit_code`. Commands therefore just raise. `lmscale.cli.main` runs the whole CLI through
+    this; tests run sub-apps through it too (`invoke` in tests/helpers.py).
+    """
+    try:
+        app(args=args, **kw)
+    except LmscaleError as err:
+        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(err.exit_code)  # 2, or 3 for a DivergedError
 
 
 class RichReporter:

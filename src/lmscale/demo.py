@@ -19,7 +19,7 @@ import yaml
 import numpy as np
 
 from lmscale.fileio import atomic_write_json, atomic_write_text
-from lmscale.train.loop import Reporter
+from lmscale.train.core import Reporter
 
 DEMO_SPEC = "demo.yaml"
 WEAK_NOTE = (

@@ -9,7 +9,7 @@ import pytest
 
 from lmscale.emergence.demo import emergence_spec, mixture_tasks, run_emergence_demo
 from lmscale.emergence.detect import MIN_POINTS
-from lmscale.emergence.tasks import get_task
+from lmscale.data.tasks import get_task
 from lmscale.errors import LmscaleError
 from lmscale.sweep.spec import expand, parse_spec
 from tests.helpers import tiny_config

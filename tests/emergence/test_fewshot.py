@@ -1,7 +1,7 @@
 import pytest
 
 from lmscale.emergence.fewshot import with_shots
-from lmscale.emergence.tasks import get_task, split_of
+from lmscale.data.tasks import get_task, split_of
 from lmscale.errors import LmscaleError
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from lmscale.data.tokenizers import CharTokenizer
 from lmscale.emergence.harness import EvalModel, bootstrap_mean, edit_distance, evaluate, evaluate_task, result_rows
-from lmscale.emergence.tasks import Example, Task
+from lmscale.data.tasks import Example, Task
 from lmscale.errors import LmscaleError
 
 LN = math.log

@@ -1,6 +1,7 @@
 """One tiny trained GPT run and one tiny trained LSA run per test session, shared by the tests of
 training, evaluation, probes, experiments and the CLI (each training config compiles once: the
-compiled chunk and predictions are cached per config, `lmscale.icl.model.compiled`)."""
+compiled train step and predictions are cached per config: `lmscale.icl.train.icl_trainer`,
+`lmscale.icl.model.compiled`)."""
 
 import copy
 

@@ -7,6 +7,7 @@ import numpy as np
 from lmscale.icl import model as M
 from lmscale.icl.config import validate_icl_config
 from lmscale.icl.evaluate import compare, error_curves, lsa_report, make_learners
+from lmscale.model.icl import gd_construction
 
 LEARNERS = [{"name": "least_squares"}, {"name": "zero"}, {"name": "knn", "args": {"k": 3}, "label": "3-NN"}]
 
@@ -18,7 +19,7 @@ def _cfg(tiny_raw, **kw):
 
 def test_error_curves_closed_forms(tiny_raw):
     cfg = _cfg(tiny_raw)
-    params, _ = M.init(cfg, jax.random.key(0))
+    params = M.model_of(cfg).init(jax.random.key(0))
     c = error_curves(params, cfg)
     assert list(c.curves) == ["transformer", "least_squares", "zero", "3-NN"] and c.normalizer == 2.0
     ls = np.asarray(c.curves["least_squares"].mean)
@@ -32,7 +33,7 @@ def test_error_curves_closed_forms(tiny_raw):
 def test_ood_queries_are_read_per_position(tiny_raw):
     cfg = _cfg(tiny_raw, eval={"prompts": 64, "bootstrap": 20, "learners": LEARNERS[:1],
                                "task_overrides": {"ood": {"kind": "random_quadrants"}}})
-    params, _ = M.init(cfg, jax.random.key(0))
+    params = M.model_of(cfg).init(jax.random.key(0))
     c = error_curves(params, cfg)
     np.testing.assert_allclose(np.asarray(c.curves["least_squares"].mean)[2:], 0.0, atol=1e-6)
     assert np.all(np.isfinite(np.asarray(c.curves["transformer"].mean)))
@@ -47,9 +48,9 @@ def test_dmmse_of_another_pool_size():
 
 def test_lsa_report_of_the_gd_construction_is_exact():
     cfg = validate_icl_config({"task": {"d": 4, "x_dist": "uniform"}, "n_points": 5, "model": {"kind": "lsa", "depth": 1, "heads": 1}})
-    rep = lsa_report(M.gd_construction(1.0, 4, 4), cfg, n=2000)
+    rep = lsa_report(gd_construction(1.0, 4, 4), cfg, n=2000)
     eta = rep["eta_best"]
-    rep2 = lsa_report(M.gd_construction(eta, 4, 4), cfg, n=2000)
+    rep2 = lsa_report(gd_construction(eta, 4, 4), cfg, n=2000)
     assert abs(rep2["relative_gap"]) < 1e-5 and rep2["model_vs_gd_msd"] < 1e-9
     assert rep["loss_model"] > rep2["loss_model"]  # eta = 1 is not the best step
     assert rep2["loss_ols"] < 1e-6 < rep2["loss_gd_best"] < rep2["loss_zero"]
@@ -57,7 +58,7 @@ def test_lsa_report_of_the_gd_construction_is_exact():
 
 def test_compare_rows(tiny_raw):
     cfg = _cfg(tiny_raw)
-    params, _ = M.init(cfg, jax.random.key(0))
+    params = M.model_of(cfg).init(jax.random.key(0))
     # A read-out scaled to ~0 makes the model predict about 0: the zero learner must be its best match.
     params["read_out"] = {k: 1e-4 * v for k, v in params["read_out"].items()}
     res = compare(params, cfg, ilwd_prompts=16)

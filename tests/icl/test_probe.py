@@ -38,6 +38,6 @@ def test_targets_and_model_probes(tiny_run):
     rows = probe_model(params, cfg, ns=[2], mlp_steps=5)
     assert len(rows) == 3 * 2 * 2  # layers (read-in + 2 blocks) x targets x probe kinds
     assert {(r["layer"], r["target"], r["probe"]) for r in rows} == {
-        (l, t, p) for l in (0, 1, 2) for t in ("xty", "w_ols") for p in ("linear", "mlp")}
+        (layer, t, p) for layer in (0, 1, 2) for t in ("xty", "w_ols") for p in ("linear", "mlp")}
     align = gradient_alignment(params, cfg, prompts=16)
     assert [a["n"] for a in align] == [1, 2, 3] and all(-1 <= a["cos_w_ols"] <= 1 for a in align)

@@ -4,17 +4,15 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from lmscale.laws.cli import fit_app
+from tests import helpers
 
 from .synth import TRUE_CHINCHILLA, chinchilla_loss, isoflop_set
 
-runner = CliRunner()
-
 
 def invoke(*args):
-    return runner.invoke(fit_app, [str(a) for a in args])
+    return helpers.invoke(fit_app, args)
 
 
 def error_line(res):
@@ -38,7 +36,7 @@ def good_csv(tmp_path_factory):
     L = chinchilla_loss(TRUE_CHINCHILLA, N, D) * np.exp(rng.normal(0, 1e-3, len(N)))
     fam = ["a" if i % 2 else "b" for i in range(len(N))]
     return write_csv(tmp_path_factory.mktemp("cli") / "runs.csv", "N,D,loss,family",
-                     [(n, d, l, f) for n, d, l, f in zip(N, D, L, fam)])
+                     list(zip(N, D, L, fam)))
 
 
 @pytest.mark.parametrize("text, needle", [
@@ -125,7 +123,7 @@ def test_approach_1_from_a_sweep_directory(tmp_path):
     data, _ = training_curves(n_sizes=12, n_evals=40)
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    rows = [(c, c, "fam", n, 0.9 * n, d, 6 * n * d, l) for c, n, d, l in zip(data.curve, data.N, data.D, data.loss)]
+    rows = [(c, c, "fam", n, 0.9 * n, d, 6 * n * d, loss) for c, n, d, loss in zip(data.curve, data.N, data.D, data.loss)]
     write_csv(sweep / "curves.csv", "run_id,trunk,family,N,N_nonembed,D,C,loss", rows)
     last = {}
     for r in rows:

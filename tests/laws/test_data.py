@@ -144,3 +144,64 @@ def test_curves_need_run_ids(tmp_path):
     p = write(tmp_path / "c.csv", "N,D,loss\n1e6,1e8,4\n")
     with pytest.raises(LmscaleError, match="run_id"):
         load_curves(p)
+
+
+def _registered_sweep(tmp_path):
+    """A sweep directory as `lmscale sweep run` leaves it before any export: a registry (two trunks,
+    one WSD branch, one failed run) and each run's metrics.jsonl; no results.csv, no curves.csv."""
+    import json
+    from types import SimpleNamespace
+
+    from lmscale.sweep.registry import REGISTRY, Registry
+
+    sweep = tmp_path / "sweep"
+    plans = [  # run_id, trunk, N, D, steps, final loss (None: failed)
+        ("a-D1", "a", 1e6, 1e8, 10, 4.0), ("a-D2", "a", 1e6, 2e8, 20, 3.8), ("b-D1", "b", 2e6, 1e8, 10, 3.7),
+        ("c-D1", "c", 4e6, 1e8, 10, None),
+    ]
+    reg = Registry(sweep / REGISTRY)
+    runs = []
+    for i, (run_id, trunk, N, D, steps, _) in enumerate(plans):
+        plan = {"run_id": run_id, "trunk": trunk, "job": trunk, "family": "base", "seed": 0, "N": N, "N_nonembed": 0.8 * N,
+                "D": D, "C": 6.1 * N * D, "C_6N": 6 * N * D, "budget": None, "steps": steps, "fork_step": None,
+                "depth": 1, "width": 16, "heads": 2}
+        runs.append(SimpleNamespace(run_id=run_id, job=trunk, order=i, row=lambda plan=plan: plan, config={}))
+    reg.add_runs(runs)
+    for run_id, _, _, _, steps, loss in plans:
+        if loss is None:
+            reg.set_run(run_id, "failed", error="boom")
+            continue
+        reg.set_run(run_id, "done", final_loss=loss, final_loss_se=0.01, best_loss=loss - 0.05)
+        run_dir = sweep / "runs" / run_id
+        run_dir.mkdir(parents=True)
+        evals = [{"kind": "eval", "step": s, "val_loss": loss + 1.0 / (1 + s)} for s in (0, steps // 2, steps)]
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals), encoding="utf-8")
+    reg.close()
+    return sweep
+
+
+def _snapshot(directory):
+    """Every path under `directory` with its bytes and modification time (directories: their mtime)."""
+    return {p: (p.stat().st_mtime_ns, None if p.is_dir() else p.read_bytes()) for p in sorted(directory.rglob("*"))}
+
+
+def test_loading_an_unexported_sweep_writes_nothing(tmp_path):
+    sweep = _registered_sweep(tmp_path)
+    before = _snapshot(sweep)
+    assert not (sweep / "results.csv").exists() and not (sweep / "curves.csv").exists()
+    d = load_scaling_data(sweep)
+    c = load_curves(sweep)
+    assert _snapshot(sweep) == before  # no file created, changed or touched: laws only read
+    assert len(d) == 3 and list(d.run) == ["a", "a", "b"] and d.n_clusters == 2  # the failed run is left out
+    np.testing.assert_allclose(d.loss, [4.0, 3.8, 3.7])
+    assert len(c) == 6 and len(set(c.curve)) == 3  # step-0 evaluations are not points of a curve
+
+    # The in-memory tables are those `lmscale sweep export` writes, cell for cell.
+    from lmscale.sweep.results import write_results
+
+    write_results(sweep)
+    for loaded, exported in ((d, load_scaling_data(sweep)), (c, load_curves(sweep))):
+        assert exported.source != loaded.source
+        for col in ("N", "D", "C", "loss", "N_nonembed"):
+            np.testing.assert_array_equal(getattr(loaded, col), getattr(exported, col))
+        assert list(loaded.run) == list(exported.run) and list(loaded.curve) == list(exported.curve)

@@ -7,22 +7,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lmscale.config import ModelConfig, validate_config
+from lmscale.model.decoder import DecoderConfig
+from lmscale.train.config import validate_config
 from lmscale.errors import LmscaleError
-from lmscale.model import parametrization, transformer
+from lmscale.model import parametrization
+from tests.helpers import apply as _apply, apply_with_stats as _apply_with_stats, init_model
 
 
 def cfg_(**kw):
     base = {"depth": 2, "width": 128, "heads": 2, "context": 16, "vocab_size": 37, "tie_embeddings": False}
-    return ModelConfig(**(base | kw))
+    return DecoderConfig(**(base | kw))
 
 
 # The configs shared by the forward tests (head_dim 64, so 8/d_head == 1/sqrt(d_head)); apply is
 # jitted per config, so reusing them keeps XLA compilations few.
 SP = cfg_()
 MUP = cfg_(parametrization="mup", mup_base_width=128)
-apply = jax.jit(transformer.apply, static_argnums=2)
-apply_with_stats = jax.jit(transformer.apply_with_stats, static_argnums=2)
+apply = jax.jit(_apply, static_argnums=2)
+apply_with_stats = jax.jit(_apply_with_stats, static_argnums=2)
 TOKENS = jax.random.randint(jax.random.key(2), (2, 16), 0, 37)
 
 
@@ -34,7 +36,7 @@ def axes_of(cfg):
     holder = {}
 
     def f():
-        params, holder["axes"] = transformer.init(cfg, jax.random.key(0))
+        params, holder["axes"] = init_model(cfg, jax.random.key(0))
         return params
 
     jax.eval_shape(f)
@@ -79,16 +81,16 @@ def test_mup_config_validation():
 def test_init_scales_with_width_and_sp_init_is_unchanged():
     """Hidden matrices: std ∝ 1/sqrt(m); embeddings and gains as SP; the untied readout zero
     (unless mup_zero_readout=False). At m = 1 muP's init is SP's, array for array, but the readout."""
-    p_sp, _ = transformer.init(SP, jax.random.key(0))
-    p_mup, _ = transformer.init(MUP, jax.random.key(0))
+    p_sp, _ = init_model(SP, jax.random.key(0))
+    p_mup, _ = init_model(MUP, jax.random.key(0))
     for k, v in flat(p_sp).items():
         expected = np.zeros_like(v) if k == "['unembed']['w']" else np.asarray(v)
         np.testing.assert_array_equal(np.asarray(flat(p_mup)[k]), expected, err_msg=k)
-    p_sp_readout, _ = transformer.init(cfg_(parametrization="mup", mup_base_width=128, mup_zero_readout=False),
+    p_sp_readout, _ = init_model(cfg_(parametrization="mup", mup_base_width=128, mup_zero_readout=False),
                                        jax.random.key(0))
     for k, v in flat(p_sp).items():  # mup_zero_readout=False keeps SP's readout init
         np.testing.assert_array_equal(np.asarray(flat(p_sp_readout)[k]), np.asarray(v), err_msg=k)
-    p_wide, _ = transformer.init(cfg_(width=512, parametrization="mup", mup_base_width=128), jax.random.key(0))
+    p_wide, _ = init_model(cfg_(width=512, parametrization="mup", mup_base_width=128), jax.random.key(0))
     std, std_wide = ({k: float(jnp.std(v)) for k, v in flat(p).items()} for p in (p_mup, p_wide))
     for name in ("['blocks']['attn']['wqkv']", "['blocks']['attn']['wo']", "['blocks']['mlp']['w_in']",
                  "['blocks']['mlp']['w_out']"):
@@ -102,14 +104,14 @@ def test_init_scales_with_width_and_sp_init_is_unchanged():
 def test_forward_at_base_width_equals_sp_when_head_dim_is_64():
     """m = 1, alphas 1, d_head = 64: muP's forward on the same params is bitwise SP's
     (8/64 == 1/sqrt(64) exactly; the multipliers are 1). Only the init differs (zero readout)."""
-    params, _ = transformer.init(SP, jax.random.key(1))
+    params, _ = init_model(SP, jax.random.key(1))
     np.testing.assert_array_equal(np.asarray(apply(params, TOKENS, SP)), np.asarray(apply(params, TOKENS, MUP)))
 
 
 def test_forward_at_base_width_differs_from_sp_only_by_attention_scale():
     """At d_head = 32 muP's scores are q·k·8/32 = (sqrt(2)·q)·k/sqrt(32): SP with W_q scaled by sqrt(2)."""
     sp, mup = cfg_(heads=4), cfg_(heads=4, parametrization="mup", mup_base_width=128)
-    params, _ = transformer.init(sp, jax.random.key(1))
+    params, _ = init_model(sp, jax.random.key(1))
     c = 8 / 32 * math.sqrt(32)
     scaled = jax.tree.map(lambda x: x, params)
     scaled["blocks"]["attn"]["wqkv"] = params["blocks"]["attn"]["wqkv"].at[:, :, 0].multiply(c)
@@ -119,7 +121,7 @@ def test_forward_at_base_width_differs_from_sp_only_by_attention_scale():
 
 
 def test_logit_and_input_multipliers():
-    params, _ = transformer.init(SP, jax.random.key(1))  # SP init: a nonzero readout to look at
+    params, _ = init_model(SP, jax.random.key(1))  # SP init: a nonzero readout to look at
     ref = np.asarray(apply(params, TOKENS, MUP))
     # logits * alpha_out / m, here m = 128/64 = 2 and alpha_out = 3
     other = cfg_(parametrization="mup", mup_base_width=64, mup_output_alpha=3.0)

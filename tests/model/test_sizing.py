@@ -1,12 +1,12 @@
 import pytest
 
-from lmscale.config import ModelConfig
+from lmscale.model.decoder import DecoderConfig
 from lmscale.model import count_flops, count_params, ladder
 
 
 def test_gpt2_small_parameter_count():
     # GPT-2 small (HF / nanoGPT): 124,439,808 parameters; nanoGPT prints 123.65M without wpe.
-    cfg = ModelConfig(vocab_size=50257)
+    cfg = DecoderConfig(vocab_size=50257)
     n = count_params(cfg)
     assert n.total == 124_439_808
     assert n.total - 1024 * 768 == 123_653_376
@@ -15,7 +15,7 @@ def test_gpt2_small_parameter_count():
 
 def test_flops_match_nanogpt_estimate_mfu():
     # nanoGPT: N = params minus position embeddings; flops/token = 6N + 12*L*H*Q*T
-    cfg = ModelConfig(vocab_size=50257)
+    cfg = DecoderConfig(vocab_size=50257)
     f = count_flops(cfg)
     N = 123_653_376
     assert f.per_token == 6 * N + 12 * 12 * 12 * 64 * 1024
@@ -25,13 +25,13 @@ def test_flops_match_nanogpt_estimate_mfu():
 
 def test_baby_gpt_count():
     # nanoGPT prints 0.80M parameters for the baby GPT (vocab 65, no bias, excluding wpe)
-    cfg = ModelConfig(depth=4, width=128, heads=4, context=64, vocab_size=65, bias=False)
+    cfg = DecoderConfig(depth=4, width=128, heads=4, context=64, vocab_size=65, bias=False)
     n = count_params(cfg)
     assert n.total - 64 * 128 == 795_904
 
 
 def test_untied_swiglu_rmsnorm_count():
-    cfg = ModelConfig(depth=3, width=64, heads=4, context=32, vocab_size=100, norm="rmsnorm",
+    cfg = DecoderConfig(depth=3, width=64, heads=4, context=32, vocab_size=100, norm="rmsnorm",
                       positions="rope", activation="swiglu", tie_embeddings=False, bias=False, mlp_ratio=2.0)
     per_layer = 2 * 64 + 4 * 64 * 64 + 3 * 64 * 128
     assert count_params(cfg).total == 3 * per_layer + 64 + 2 * 100 * 64

@@ -1,15 +1,10 @@
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from lmscale.config import MeshConfig
+from lmscale.parallel.mesh import MeshConfig
 from lmscale.errors import LmscaleError
 from lmscale.parallel import logical_to_mesh, make_mesh
 
@@ -39,31 +34,45 @@ def test_mesh_sizes():
         make_mesh(MeshConfig(data=4), jax.devices()[:1])
 
 
-def test_eight_simulated_devices_match_one_device():
-    cfg = {
-        "model": {"depth": 2, "width": 64, "heads": 4, "context": 32, "vocab_size": 96, "dropout": 0.1},
-        "train": {"steps": 10, "batch_size": 16, "grad_accum": 2, "schedule": {"warmup": 2}},
-    }
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2])] + sys.path)
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("sharded_step.py")), json.dumps(cfg)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["devices"] == 8
-    one = out["one"]
-    for name in ("data8", "data2_fsdp2_tensor2"):
-        other = out[name]
-        assert other["eval_loss"] == pytest.approx(one["eval_loss"], rel=1e-5)
-        np.testing.assert_allclose(other["train_losses"], one["train_losses"], rtol=1e-5)
-        np.testing.assert_allclose(other["w_in"], one["w_in"], rtol=1e-4, atol=1e-6)
-    assert out["data8"]["batch_sharding"] == "P(None, 'data')"
-    assert out["data2_fsdp2_tensor2"]["w_in_sharding"] == "P(None, 'fsdp', 'tensor')"
-    assert out["one"]["w_in_sharding"] == "P(None, None, None)"
-    # data=-1 takes the most devices whose count divides the micro-batch
-    assert out["auto_data"] == {"12": 4, "7": 1, "16": 8}
+def test_unknown_logical_axis_is_an_error_not_a_silent_replication():
+    mesh = FakeMesh(data=2, fsdp=2, tensor=2)
+    with pytest.raises(LmscaleError, match="logical axis 'experts' has no sharding rule"):
+        logical_to_mesh(P("layers", "experts"), mesh)
+    with pytest.raises(LmscaleError, match="logical axis 'embed' has no sharding rule"):
+        logical_to_mesh(P("embed"), mesh, rules={"mlp": ("tensor",)})
+
+
+def test_model_constrains_activations_by_logical_name_at_block_boundaries():
+    """Layers only name axes: the execution's `constrain` sees every activation the decoder pins,
+    each named with logical names the rules know, the residual stream at every block boundary."""
+    import jax
+    import jax.numpy as jnp
+
+    from lmscale.model.base import Execution
+    from lmscale.model.decoder import DecoderConfig
+    from lmscale.model.registry import get_model
+    from lmscale.parallel.rules import DEFAULT_RULES
+
+    seen = []
+
+    def record(x, names):
+        seen.append((tuple(names), x.ndim))
+        return x
+
+    cfg = DecoderConfig(depth=3, width=32, heads=4, context=8, vocab_size=17)
+    model = get_model(cfg, Execution(constrain=record))
+    jax.eval_shape(model.loss, model.shapes, jnp.zeros((2, 9), jnp.int32), None)
+    assert all(len(names) == ndim for names, ndim in seen)
+    assert {n for names, _ in seen for n in names if n is not None} <= set(DEFAULT_RULES)
+    residual = ("activation_batch", "activation_length", "activation_embed")
+    # one trace of the scanned block (its input) plus the stack's output
+    assert sum(names == residual for names, _ in seen) == 2
+    assert ("activation_batch", "activation_length", "activation_mlp") in [n for n, _ in seen]
+    assert ("activation_batch", "activation_length", "activation_heads", None) in [n for n, _ in seen]
+    assert ("activation_batch", "activation_length", "activation_vocab") in [n for n, _ in seen]
+
+
+# Losses, weights and collectives on 8 simulated devices: tests/parallel/test_hlo.py.
 
 
 def test_cpu_cores_as_devices_respects_explicit_flags(monkeypatch):

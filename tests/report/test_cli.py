@@ -4,12 +4,10 @@ import subprocess
 import sys
 
 import numpy as np
-from typer.testing import CliRunner
 
 from lmscale.report.cli import default_out_dir, plot_app
+from tests.helpers import invoke
 from tests.report.conftest import check_png, read_csv
-
-runner = CliRunner()
 
 
 def _write_csv(path, data, columns=("N", "D", "loss")):
@@ -29,7 +27,7 @@ def _error_lines(result) -> list[str]:
 def test_plot_csv_writes_figures(tmp_path, grid_data):
     csv_path = _write_csv(tmp_path / "points.csv", grid_data)
     out = tmp_path / "figs"
-    result = runner.invoke(plot_app, [str(csv_path), "--out", str(out), "--bootstrap", "20"])
+    result = invoke(plot_app, [str(csv_path), "--out", str(out), "--bootstrap", "20"])
     assert result.exit_code == 0, result.output
     for stem in ("kaplan", "loss_surface", "frontier", "residuals"):
         check_png(out / f"{stem}.png")
@@ -43,7 +41,7 @@ def test_plot_csv_writes_figures(tmp_path, grid_data):
 
 def test_plot_default_out_dir_and_single_variable_law(tmp_path, grid_data):
     csv_path = _write_csv(tmp_path / "pts.csv", grid_data)
-    result = runner.invoke(plot_app, [str(csv_path), "--law", "kaplan-n"])
+    result = invoke(plot_app, [str(csv_path), "--law", "kaplan-n"])
     assert result.exit_code == 0, result.output
     out = default_out_dir(csv_path)
     assert out == tmp_path / "pts-figures"
@@ -52,7 +50,7 @@ def test_plot_default_out_dir_and_single_variable_law(tmp_path, grid_data):
 
 def test_plot_isoflop_csv_adds_the_isoflop_figure(tmp_path, isoflop_data):
     csv_path = _write_csv(tmp_path / "iso.csv", isoflop_data, columns=("N", "D", "loss", "budget"))
-    result = runner.invoke(plot_app, [str(csv_path), "--law", "kaplan-n", "--out", str(tmp_path / "f")])
+    result = invoke(plot_app, [str(csv_path), "--law", "kaplan-n", "--out", str(tmp_path / "f")])
     assert result.exit_code == 0, result.output
     assert sorted(p.stem for p in (tmp_path / "f").glob("*.png")) == ["isoflop", "kaplan", "residuals"]
     rows = read_csv(tmp_path / "f" / "isoflop.csv")
@@ -61,7 +59,7 @@ def test_plot_isoflop_csv_adds_the_isoflop_figure(tmp_path, isoflop_data):
 
 def test_plot_missing_loss_column_exits_2_with_one_line(tmp_path, grid_data):
     bad = _write_csv(tmp_path / "bad.csv", grid_data, columns=("N", "D"))
-    result = runner.invoke(plot_app, [str(bad), "--out", str(tmp_path / "o")])
+    result = invoke(plot_app, [str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     errors = _error_lines(result)
     assert len(errors) == 1 and "loss" in errors[0] and "bad.csv" in errors[0]
@@ -70,11 +68,11 @@ def test_plot_missing_loss_column_exits_2_with_one_line(tmp_path, grid_data):
 
 def test_plot_bad_options_exit_2(tmp_path, grid_data):
     csv_path = _write_csv(tmp_path / "p.csv", grid_data)
-    result = runner.invoke(plot_app, [str(csv_path), "--law", "nonsense"])
+    result = invoke(plot_app, [str(csv_path), "--law", "nonsense"])
     assert result.exit_code == 2 and "nonsense" in _error_lines(result)[0]
-    result = runner.invoke(plot_app, [str(csv_path), "--bootstrap", "1"])
+    result = invoke(plot_app, [str(csv_path), "--bootstrap", "1"])
     assert result.exit_code == 2 and "--bootstrap 1" in _error_lines(result)[0]
-    result = runner.invoke(plot_app, [str(tmp_path / "missing.csv")])
+    result = invoke(plot_app, [str(tmp_path / "missing.csv")])
     assert result.exit_code == 2 and "not found" in _error_lines(result)[0]
 
 
@@ -101,7 +99,7 @@ def _write_sweep(sweep, data, curves):
 def test_plot_sweep_directory_uses_curves(tmp_path, grid_data, grid_curves):
     sweep = tmp_path / "sweep"
     _write_sweep(sweep, grid_data, grid_curves)
-    result = runner.invoke(plot_app, [str(sweep), "--law", "kaplan-n"])
+    result = invoke(plot_app, [str(sweep), "--law", "kaplan-n"])
     assert result.exit_code == 0, result.output
     out = sweep / "figures"
     assert sorted(p.stem for p in out.glob("*.png")) == ["kaplan", "residuals"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
+
+import pytest
 
 from lmscale.sweep.registry import Registry, worker_id
 from lmscale.sweep.spec import PlannedRun
@@ -71,3 +74,24 @@ def test_retry_failed_requeues_failed_and_diverged_runs(tmp_path):
     assert reg.retry_failed() == 2
     assert reg.counts()["pending"] == 2
     assert reg.claim("h:2") == "j0"
+
+
+def test_a_readonly_registry_reads_and_never_writes(tmp_path):
+    path = tmp_path / "registry.sqlite"
+    reg = Registry(path)
+    reg.add_runs(_runs(2))
+    reg.set_run("r0", "done", final_loss=2.5)
+    reg.db.execute("DROP TABLE evals")  # a registry from before the evals table: opening it must not add one
+    reg.close()
+    before = path.read_bytes()
+    ro = Registry(path, readonly=True)
+    try:
+        assert [(r["run_id"], r["status"], r["final_loss"]) for r in ro.runs()] == [("r0", "done", 2.5), ("r1", "pending", None)]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            ro.set_run("r1", "done")
+    finally:
+        ro.close()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["registry.sqlite"]
+    with pytest.raises(sqlite3.OperationalError):
+        Registry(tmp_path / "missing.sqlite", readonly=True)  # never created
+    assert not (tmp_path / "missing.sqlite").exists()

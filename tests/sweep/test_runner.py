@@ -11,12 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from lmscale.config import validate_config
+from lmscale.train.config import validate_config
 from lmscale.errors import LmscaleError
 from lmscale.sweep.registry import Registry
 from lmscale.sweep.results import write_results
 from lmscale.sweep.runner import open_sweep, run_sweep
-from lmscale.train.loop import train
+from lmscale.train.lm import train
 from lmscale.train.run import load_run
 from tests.helpers import run_cli, write_yaml
 

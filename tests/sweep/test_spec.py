@@ -8,7 +8,7 @@ import pytest
 from lmscale.errors import LmscaleError
 from lmscale.model.sizing import count_flops, count_params
 from lmscale.sweep.spec import expand, parse_spec
-from lmscale.config import ModelConfig
+from lmscale.model.decoder import DecoderConfig
 
 VOCAB = 40
 
@@ -35,7 +35,7 @@ def test_absolute_tokens_realised_in_whole_steps_with_exact_counts():
     for r in runs:
         assert r.tokens == r.steps * 4 * 16  # batch x context
         assert abs(r.tokens - (1000 if r.steps < 20 else 2000)) <= 32
-        m = ModelConfig(**r.config["model"], vocab_size=VOCAB) if "vocab_size" not in r.config["model"] else None
+        m = DecoderConfig(**r.config["model"], vocab_size=VOCAB) if "vocab_size" not in r.config["model"] else None
         n = count_params(m)
         assert (r.n_params, r.n_nonembed) == (n.total, n.non_embedding)
         assert r.flops == pytest.approx(count_flops(m).per_token * r.tokens)

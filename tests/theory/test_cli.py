@@ -4,16 +4,14 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from lmscale.theory.cli import theory_app
 from lmscale.theory.overlay import emergence_shape
-
-runner = CliRunner()
+from tests import helpers
 
 
 def invoke(*args):
-    return runner.invoke(theory_app, [str(a) for a in args])
+    return helpers.invoke(theory_app, args)
 
 
 def error_line(res):
@@ -52,7 +50,7 @@ def test_threshold_regular_3_6_literature_values():
     (("overlay", "missing-dir"), "not found"),
 ])
 def test_invalid_parameters_are_one_line_errors(args, words, tmp_path):
-    res = runner.invoke(theory_app, list(args) + (["--out", str(tmp_path / "o")] if args[0] in ("figures",) else []))
+    res = helpers.invoke(theory_app, list(args) + (["--out", str(tmp_path / "o")] if args[0] in ("figures",) else []))
     assert words in error_line(res)
     assert not (tmp_path / "o").exists()
 
@@ -75,7 +73,7 @@ def test_overlay_command_on_a_csv(tmp_path):
     D = np.tile(np.geomspace(1e9, 1e11, 4), 5)
     L = 1.7 + 400 / N**0.3 + 400 / D**0.3 + rng.normal(0, 1e-4, len(N))
     csv = tmp_path / "runs.csv"
-    csv.write_text("N,D,loss\n" + "".join(f"{float(n)!r},{float(d)!r},{float(l)!r}\n" for n, d, l in zip(N, D, L)))
+    csv.write_text("N,D,loss\n" + "".join(f"{float(n)!r},{float(d)!r},{float(loss)!r}\n" for n, d, loss in zip(N, D, L)))
     tasks = tmp_path / "tasks.csv"
     Nt = np.geomspace(1e6, 1e10, 10)
     acc = emergence_shape(Nt, np.log(1e8), 0.8, 0.0, 1.0, 3)

@@ -18,8 +18,8 @@ TRUE = {"A": 400.0, "B": 400.0, "E": 1.7, "alpha": 0.3, "beta": 0.3}
 def data_csv(tmp_path_factory):
     d = chinchilla_grid(TRUE, noise=1e-3, n_sizes=7, n_tokens=5, runs=True)
     path = tmp_path_factory.mktemp("overlay") / "runs.csv"
-    path.write_text("N,D,loss,run\n" + "".join(f"{float(n)!r},{float(t)!r},{float(l)!r},{r}\n"
-                                              for n, t, l, r in zip(d.N, d.D, d.loss, d.run)))
+    path.write_text("N,D,loss,run\n" + "".join(f"{float(n)!r},{float(t)!r},{float(loss)!r},{r}\n"
+                                              for n, t, loss, r in zip(d.N, d.D, d.loss, d.run)))
     return path
 
 

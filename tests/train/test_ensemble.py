@@ -16,14 +16,13 @@ import jax
 import numpy as np
 import pytest
 
-from lmscale.config import validate_config
 from lmscale.errors import LmscaleError
 from lmscale.train import checkpoint
-from lmscale.train.ensemble import train_ensemble
-from lmscale.train.loop import train
+from lmscale.train.config import validate_config
+from lmscale.train.lm import train, train_ensemble
 from lmscale.train.metrics import read_metrics
 from lmscale.train.run import load_run
-from tests.helpers import tiny_config
+from tests.helpers import assert_same_final_state, tiny_config
 
 STEPS = 40
 SEEDS = (3, 4)
@@ -31,8 +30,8 @@ OVERRIDES = {"train.steps": STEPS, "model.dropout": 0.1, "train.grad_accum": 2, 
              "train.checkpoint_every": 6, "train.keep_checkpoints": 2}
 RUNNER = """
 import json, sys
-from lmscale.config import validate_config
-from lmscale.train.ensemble import train_ensemble
+from lmscale.train.config import validate_config
+from lmscale.train.lm import train_ensemble
 raw, dirs, stop_at = json.loads(sys.argv[1])
 train_ensemble([validate_config(c) for c in raw], dirs, stop_at=stop_at, vmap_members=2)
 """
@@ -80,15 +79,8 @@ def single(base):
     return run, train(validate_config(_configs(base["corpus"])[1]), run)
 
 
-def _final(run_dir):
-    return np.load(run_dir / "checkpoints" / f"step-{STEPS:08d}.npz")
-
-
 def _assert_bitwise(a_dir, b_dir):
-    a, b = _final(a_dir), _final(b_dir)
-    assert sorted(a.files) == sorted(b.files)
-    for k in a.files:
-        assert np.array_equal(a[k], b[k]), k  # params and optimizer state
+    assert_same_final_state(a_dir, b_dir, STEPS)  # params and optimizer state
     la = [r["loss"] for r in read_metrics(a_dir / "metrics.jsonl") if r["kind"] == "train"]
     lb = [r["loss"] for r in read_metrics(b_dir / "metrics.jsonl") if r["kind"] == "train"]
     assert la == lb and len(la) == STEPS
@@ -162,8 +154,7 @@ def test_sigkill_and_resume_is_bitwise_identical(base, ref):
     # As if killed between the members' saves: the second member lacks the newest checkpoint,
     # so the restart must go back to the newest step both members have.
     newest = checkpoint.list_steps(dirs[1] / "checkpoints")[-1]
-    for suffix in (".json", ".npz"):
-        (dirs[1] / "checkpoints" / f"step-{newest:08d}{suffix}").unlink()
+    checkpoint.drop(dirs[1] / "checkpoints", [newest])
     _run(base, dirs)
     for a, b in zip(ref, dirs):
         _assert_bitwise(a, b)

@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from lmscale.config import validate_config
+from lmscale.train.config import validate_config
 from lmscale.errors import DivergedError, LmscaleError
 from lmscale.train import checkpoint
-from lmscale.train.loop import train
+from lmscale.train.lm import train
 from lmscale.train.metrics import read_metrics
 from lmscale.train.run import load_run
-from tests.helpers import tiny_config, write_yaml
+from tests.helpers import tree_bytes, assert_same_final_state, tiny_config, write_yaml
 
 
 def test_tiny_run_learns_and_writes_a_complete_run_dir(text_corpus, tmp_path):
@@ -56,11 +56,11 @@ def test_existing_run_with_another_config_is_refused(text_corpus, tmp_path):
     cfg = validate_config(tiny_config(text_corpus, **{"train.steps": 10}))
     run = tmp_path / "run"
     train(cfg, run)
-    before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    before = tree_bytes(run / "checkpoints")
     other = validate_config(tiny_config(text_corpus, **{"train.steps": 10, "train.optimizer.lr": 1e-2}))
     with pytest.raises(LmscaleError, match=r"another config \(train.optimizer.lr"):
         train(other, run)
-    assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before
+    assert tree_bytes(run / "checkpoints") == before
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("mine")
     with pytest.raises(LmscaleError, match="is not an lmscale run"):
@@ -119,11 +119,7 @@ def test_sigkill_and_resume_is_bitwise_identical(text_corpus, tmp_path):
     p = _run_cli(path, killed)
     assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-2000:]
 
-    a = np.load(ref / "checkpoints" / "step-00000060.npz")
-    b = np.load(killed / "checkpoints" / "step-00000060.npz")
-    assert sorted(a.files) == sorted(b.files)
-    for k in a.files:
-        assert np.array_equal(a[k], b[k]), k  # bitwise: params and optimizer state
+    assert_same_final_state(ref, killed, 60)
     ra = [r for r in read_metrics(ref / "metrics.jsonl") if r["kind"] == "train"]
     rb = [r for r in read_metrics(killed / "metrics.jsonl") if r["kind"] == "train"]
     assert [r["step"] for r in rb] == list(range(1, 61))
@@ -145,8 +141,9 @@ def test_all_checkpoints_unusable_is_an_error_not_a_restart(text_corpus, tmp_pat
     cfg = validate_config(tiny_config(text_corpus, **{"train.steps": 20}))
     run = tmp_path / "run"
     train(cfg, run)
-    for f in (run / "checkpoints").glob("*.npz"):
-        f.write_bytes(f.read_bytes()[:50])
+    for step in checkpoint.list_steps(run / "checkpoints"):
+        for f in checkpoint.array_files(run / "checkpoints", step):
+            f.write_bytes(f.read_bytes()[:50])
     before = (run / "metrics.jsonl").read_bytes()
     with pytest.raises(LmscaleError, match="none is usable"):
         train(cfg, run)
@@ -156,12 +153,12 @@ def test_all_checkpoints_unusable_is_an_error_not_a_restart(text_corpus, tmp_pat
 def test_sampling_never_emits_padding_ids():
     import jax
 
-    from lmscale.config import ModelConfig
-    from lmscale.model import transformer
+    from lmscale.model.decoder import DecoderConfig
     from lmscale.train.sample import generate
+    from tests.helpers import init_model
 
-    cfg = ModelConfig(depth=1, width=16, heads=2, context=8, vocab_size=40)
-    params, _ = transformer.init(cfg, jax.random.key(0))
+    cfg = DecoderConfig(depth=1, width=16, heads=2, context=8, vocab_size=40)
+    params, _ = init_model(cfg, jax.random.key(0))
     out = generate(params, cfg, np.array([1, 2]), max_tokens=200, temperature=2.0, seed=1, vocab_limit=5)
     assert out.shape == (200,) and out.max() < 5 and len(np.unique(out)) > 1
     greedy = generate(params, cfg, np.array([1, 2]), max_tokens=30, temperature=0.0, seed=1)

@@ -6,8 +6,10 @@ import numpy as np
 import optax
 import pytest
 
-from lmscale.config import ModelConfig, ScheduleConfig, TrainConfig
-from lmscale.model import parametrization, transformer
+from lmscale.config import ScheduleConfig, TrainConfig
+from lmscale.model.decoder import DecoderConfig
+from lmscale.model import parametrization
+from tests.helpers import init_model
 from lmscale.train.optimizer import build_optimizer, decay_mask, schedule_fn
 
 
@@ -41,8 +43,8 @@ def test_constant_with_warmup():
 
 
 def test_weight_decay_only_on_matrices_not_embeddings():
-    cfg = ModelConfig(depth=2, width=32, heads=2, context=8, vocab_size=11, tie_embeddings=False)
-    _, axes = transformer.init(cfg, jax.random.key(0))
+    cfg = DecoderConfig(depth=2, width=32, heads=2, context=8, vocab_size=11, tie_embeddings=False)
+    _, axes = init_model(cfg, jax.random.key(0))
     mask = decay_mask(axes)
     assert mask["embed"]["tokens"] is False and mask["embed"]["positions"] is False
     assert mask["blocks"]["norm1"]["scale"] is False and mask["blocks"]["norm1"]["bias"] is False
@@ -61,7 +63,7 @@ def _tcfg(**opt):
 
 
 def _mup(width, base, **kw):
-    return ModelConfig(depth=1, width=width, heads=2, context=16, vocab_size=23, tie_embeddings=False,
+    return DecoderConfig(depth=1, width=width, heads=2, context=16, vocab_size=23, tie_embeddings=False,
                        parametrization="mup", mup_base_width=base, **kw)
 
 
@@ -73,7 +75,7 @@ def _first_update(mcfg, tcfg, grads=None, seed=0):
     holder = {}
 
     def f():
-        params, holder["axes"] = transformer.init(mcfg, jax.random.key(0))
+        params, holder["axes"] = init_model(mcfg, jax.random.key(0))
         return params
 
     shapes, axes = jax.eval_shape(f), None

@@ -1,4 +1,5 @@
-"""Corpora, tokenizers, prepared token caches and the deterministic batch loader."""
+"""Corpora (including the generated skill-task suites and the skills mixture: `tasks`, `mixture`), tokenizers,
+prepared token caches and the deterministic batch loader."""
 
 from lmscale.data.corpus import Corpus, load_corpus
 from lmscale.data.loader import BatchLoader, eval_starts

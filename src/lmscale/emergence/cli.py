@@ -1,12 +1,13 @@
-"""`lmscale emergence analyze|synthetic` and `lmscale ledger add|show`.
+"""`lmscale emergence analyze|synthetic|training-time` and `lmscale emergence ledger add|show`.
 
 Register in lmscale/cli.py with
 
-    from lmscale.emergence.cli import emergence_app, ledger_app
+    from lmscale.emergence.cli import emergence_app
     app.add_typer(emergence_app, name="emergence")
-    app.add_typer(ledger_app, name="ledger")
 
-Bad input prints `error: <message>` on one line and exits with status 2.
+(`ledger_app` is already a sub-group of `emergence_app`; lmscale/cli.py also keeps it as the hidden
+alias `lmscale ledger`). Bad input raises `LmscaleError`, which `lmscale.console.run_app` prints
+as one line `error: <message>` (exit status 2).
 """
 
 from __future__ import annotations
@@ -21,17 +22,19 @@ import typer
 from rich.table import Table
 
 from lmscale.console import console, err_console, sub_app
-from lmscale.console import fail as _fail
 from lmscale.errors import LmscaleError
 
 emergence_app = sub_app(
-    "Emergence detection on an evaluation table: per-task verdicts with evidence, mirage figures, forecasts.\n\n"
+    "Emergence detection on an evaluation table: per-task verdicts with evidence, mirage figures, forecasts; "
+    "training-time emergence; the ability ledger.\n\n"
+    "Evaluate models first with `lmscale eval`; `lmscale demo emergence` runs the whole lab end to end.\n\n"
     "Example: lmscale emergence synthetic --out /tmp/syn && lmscale emergence analyze /tmp/syn",
 )
 ledger_app = sub_app(
     "The ability ledger: which tasks pass at which scale, across sweeps.\n\n"
-    "Example: lmscale ledger add sweeps/demo && lmscale ledger show",
+    "Example: lmscale emergence ledger add sweeps/demo && lmscale emergence ledger show",
 )
+emergence_app.add_typer(ledger_app, name="ledger")
 
 
 
@@ -73,10 +76,7 @@ def analyze(
 
     Example: lmscale emergence analyze sweeps/demo/eval.csv --x N --out results/emergence
     """
-    try:
-        _analyze(path, x, out, bootstrap, ratio_min, seed, family, figures)
-    except LmscaleError as err:
-        _fail(err)
+    _analyze(path, x, out, bootstrap, ratio_min, seed, family, figures)
 
 
 def _analyze(path, x, out, n_boot, ratio_min, seed, family, figures) -> None:
@@ -172,21 +172,18 @@ def synthetic(
 
     Example: lmscale emergence synthetic --out /tmp/syn && lmscale emergence analyze /tmp/syn
     """
-    try:
-        from lmscale.emergence.results import write_eval_table
-        from lmscale.emergence.synthetic import DEFAULT_TASKS, ladder, mirage_rows
+    from lmscale.emergence.results import write_eval_table
+    from lmscale.emergence.synthetic import DEFAULT_TASKS, ladder, mirage_rows
 
-        if examples < 0:
-            raise LmscaleError(f"--examples {examples}; expected 0 or a positive count")
-        if scales < 2:
-            raise LmscaleError(f"--scales {scales}; expected at least 2 (detection needs 4)")
-        paths = write_eval_table(out, mirage_rows(ladder(scales), n_examples=examples, seed=seed))
-        truth = ", ".join(f"{t.name} ({'per-token power law' if t.kind == 'power' else 'per-token jump'}, L={t.L})"
-                          for t in DEFAULT_TASKS)
-        console.print(f"tasks: {truth}", highlight=False, soft_wrap=True)
-        console.print(f"written to {paths[0]} and {paths[1]}", highlight=False, soft_wrap=True)
-    except LmscaleError as err:
-        _fail(err)
+    if examples < 0:
+        raise LmscaleError(f"--examples {examples}; expected 0 or a positive count")
+    if scales < 2:
+        raise LmscaleError(f"--scales {scales}; expected at least 2 (detection needs 4)")
+    paths = write_eval_table(out, mirage_rows(ladder(scales), n_examples=examples, seed=seed))
+    truth = ", ".join(f"{t.name} ({'per-token power law' if t.kind == 'power' else 'per-token jump'}, L={t.L})"
+                      for t in DEFAULT_TASKS)
+    console.print(f"tasks: {truth}", highlight=False, soft_wrap=True)
+    console.print(f"written to {paths[0]} and {paths[1]}", highlight=False, soft_wrap=True)
 
 
 def _parse_thresholds(items: list[str]) -> dict[str, float]:
@@ -209,20 +206,17 @@ def ledger_add(
 ):
     """Record an evaluation table in the ledger (re-adding the same source updates, never duplicates).
 
-    Example: lmscale ledger add sweeps/demo --threshold exact_match=0.8
+    Example: lmscale emergence ledger add sweeps/demo --threshold exact_match=0.8
     """
-    try:
-        from lmscale.emergence.ledger import Ledger
-        from lmscale.emergence.results import read_eval_table
+    from lmscale.emergence.ledger import Ledger
+    from lmscale.emergence.results import read_eval_table
 
-        table = read_eval_table(path)
-        src = source or str(Path(table.source).resolve())
-        with Ledger(ledger) as led:
-            n = led.add(table, source=src, thresholds=_parse_thresholds(threshold))
-            console.print(f"{n} rows from {src} recorded in {led.path} ({led.count()} in all)", highlight=False,
-                          soft_wrap=True)
-    except LmscaleError as err:
-        _fail(err)
+    table = read_eval_table(path)
+    src = source or str(Path(table.source).resolve())
+    with Ledger(ledger) as led:
+        n = led.add(table, source=src, thresholds=_parse_thresholds(threshold))
+        console.print(f"{n} rows from {src} recorded in {led.path} ({led.count()} in all)", highlight=False,
+                      soft_wrap=True)
 
 
 @ledger_app.command("show")
@@ -234,36 +228,33 @@ def ledger_show(
 ):
     """Which tasks flipped from fail to pass at which scale, and which are not yet.
 
-    Example: lmscale ledger show --metric exact_match --grid ledger.png
+    Example: lmscale emergence ledger show --metric exact_match --grid ledger.png
     """
-    try:
-        from lmscale.emergence.ledger import Ledger
-        from lmscale.emergence.results import METRICS
+    from lmscale.emergence.ledger import Ledger
+    from lmscale.emergence.results import METRICS
 
-        m = None if metric in (None, "all") else metric
-        if m is not None and m not in METRICS:
-            raise LmscaleError(f"--metric {metric!r}; expected one of {', '.join(METRICS)} or all")
-        with Ledger(ledger) as led:
-            stats = led.status(task, m)
-            path = led.path
-        if not stats:
-            raise LmscaleError(f"the ledger {str(path)!r} has no {m or ''} entries; run `lmscale ledger add` first")
-        t = Table(title=f"ability ledger {path}")
-        for col in ("task", "metric", "k", "family", "state", "flipped at N", "flipped at C (FLOPs)", "scales",
-                    "pass/fail by scale", "best", "threshold", "sources"):
-            t.add_column(col, justify="left" if col in ("task", "metric", "family", "state", "pass/fail by scale") else "right")
-        for s in stats:
-            marks = "".join("?" if p is None else ("+" if p else "-") for p in s.passed)
-            t.add_row(s.task, s.metric, str(s.k_shot), s.family, s.state, _fmt(s.flip_N), _fmt(s.flip_C),
-                      str(len(s.scales)), marks, _fmt(s.best_value), _fmt(s.threshold), str(s.sources))
-        console.print(t)
-        if grid is not None:
-            from lmscale.emergence.figures import ledger_grid_figure
+    m = None if metric in (None, "all") else metric
+    if m is not None and m not in METRICS:
+        raise LmscaleError(f"--metric {metric!r}; expected one of {', '.join(METRICS)} or all")
+    with Ledger(ledger) as led:
+        stats = led.status(task, m)
+        path = led.path
+    if not stats:
+        raise LmscaleError(f"the ledger {str(path)!r} has no {m or ''} entries; run `lmscale emergence ledger add` first")
+    t = Table(title=f"ability ledger {path}")
+    for col in ("task", "metric", "k", "family", "state", "flipped at N", "flipped at C (FLOPs)", "scales",
+                "pass/fail by scale", "best", "threshold", "sources"):
+        t.add_column(col, justify="left" if col in ("task", "metric", "family", "state", "pass/fail by scale") else "right")
+    for s in stats:
+        marks = "".join("?" if p is None else ("+" if p else "-") for p in s.passed)
+        t.add_row(s.task, s.metric, str(s.k_shot), s.family, s.state, _fmt(s.flip_N), _fmt(s.flip_C),
+                  str(len(s.scales)), marks, _fmt(s.best_value), _fmt(s.threshold), str(s.sources))
+    console.print(t)
+    if grid is not None:
+        from lmscale.emergence.figures import ledger_grid_figure
 
-            f = ledger_grid_figure(stats, grid)
-            console.print(f"grid written to {f.png} and {f.csv}", highlight=False, soft_wrap=True)
-    except LmscaleError as err:
-        _fail(err)
+        f = ledger_grid_figure(stats, grid)
+        console.print(f"grid written to {f.png} and {f.csv}", highlight=False, soft_wrap=True)
 
 
 @emergence_app.command("training-time")
@@ -276,28 +267,25 @@ def training_time(
 
     Example: lmscale emergence training-time induction --out runs/induction --set steps=800
     """
-    try:
-        from lmscale.config import apply_overrides
-        from lmscale.console import RichReporter
-        from lmscale.emergence.training_time import run_experiment
+    from lmscale.config import apply_overrides
+    from lmscale.console import RichReporter
+    from lmscale.emergence.training_time import run_experiment
 
-        overrides = apply_overrides({}, set_)
-        rep = RichReporter(show_progress=False)
-        res = run_experiment(experiment, out, overrides, progress=rep.log)
-        t = Table(title=f"{experiment}: emergence along training steps")
-        for col in ("model", "verdict", "judged", "B/L", "transition step", "10-90% width (steps)", "final accuracy",
-                    "detail"):
-            t.add_column(col, justify="left" if col in ("model", "verdict", "judged", "detail") else "right")
-        for name, r in res["summary"].items():
-            detail = (f"loss on repeated half {r['loss_repeated_start']:.3g} -> {r['loss_repeated_end']:.3g} nats/token"
-                      if experiment == "induction" else
-                      f"train acc 99% at step {r['train_acc_99_step']}, test acc 95% at step {r['test_acc_95_step']}")
-            t.add_row(name, r["verdict"], r["judged"], _fmt(r["B_over_L"]),
-                      _fmt(r["transition_step"]), _fmt(r["width_10_90_steps"]), _fmt(r["final"]), detail)
-        console.print(t)
-        console.print(f"written to {res['out']} (figure {res['figure']})", highlight=False, soft_wrap=True)
-    except LmscaleError as err:
-        _fail(err)
+    overrides = apply_overrides({}, set_)
+    rep = RichReporter(show_progress=False)
+    res = run_experiment(experiment, out, overrides, progress=rep.log)
+    t = Table(title=f"{experiment}: emergence along training steps")
+    for col in ("model", "verdict", "judged", "B/L", "transition step", "10-90% width (steps)", "final accuracy",
+                "detail"):
+        t.add_column(col, justify="left" if col in ("model", "verdict", "judged", "detail") else "right")
+    for name, r in res["summary"].items():
+        detail = (f"loss on repeated half {r['loss_repeated_start']:.3g} -> {r['loss_repeated_end']:.3g} nats/token"
+                  if experiment == "induction" else
+                  f"train acc 99% at step {r['train_acc_99_step']}, test acc 95% at step {r['test_acc_95_step']}")
+        t.add_row(name, r["verdict"], r["judged"], _fmt(r["B_over_L"]),
+                  _fmt(r["transition_step"]), _fmt(r["width_10_90_steps"]), _fmt(r["final"]), detail)
+    console.print(t)
+    console.print(f"written to {res['out']} (figure {res['figure']})", highlight=False, soft_wrap=True)
 
 
 __all__ = ["emergence_app", "ledger_app"]

@@ -30,7 +30,7 @@ import yaml
 
 from lmscale.errors import LmscaleError
 from lmscale.fileio import atomic_write_json, atomic_write_text
-from lmscale.train.loop import Reporter
+from lmscale.train.core import Reporter
 
 DEMO_SPEC = "emergence-demo.yaml"
 EVAL_EXAMPLES = 200  # test examples per task and model: an exact-match interval of about +-0.07 at most
@@ -53,7 +53,7 @@ def emergence_spec(quick: bool = False) -> dict[str, Any]:
 
 def mixture_tasks(spec: dict[str, Any]) -> list[str]:
     """The task names of the spec's skills-mixture corpus (what the models were trained on)."""
-    from lmscale.emergence.mixture import is_mixture_name, parse_mixture
+    from lmscale.data.mixture import is_mixture_name, parse_mixture
 
     corpus = ((spec.get("base") or {}).get("data") or {}).get("corpus") if isinstance(spec.get("base"), dict) else None
     if not isinstance(corpus, str) or not is_mixture_name(corpus):
@@ -282,7 +282,7 @@ def _report(out: Path, sweep, table, verdicts, forecasts, statuses, figures, h: 
         f"Sweep: `{sweep.dir}` ({len(runs)} models on `{runs[0].config['data']['corpus']}`; resume with "
         f"`lmscale sweep run {sweep.dir}`). Evaluation table: `eval/eval.csv` "
         f"(re-analyse with `lmscale emergence analyze {out / 'eval'}`). Ledger: `{LEDGER_FILE}` "
-        f"(`lmscale ledger show --ledger {out / LEDGER_FILE}`).",
+        f"(`lmscale emergence ledger show --ledger {out / LEDGER_FILE}`).",
         "",
         "## Ladder",
         "",

@@ -1,7 +1,8 @@
 """`lmscale eval RUN_OR_SWEEP --tasks ...`: evaluate a run or every finished run of a sweep.
 
 Register on the main app with ``app.command("eval")(eval_command)``; `eval_app` is the same
-command as a stand-alone Typer app (for tests). JAX is imported only when the command runs.
+command as a stand-alone Typer app (tests run it through `lmscale.console.run_app`, the CLI's one
+error handler). JAX is imported only when the command runs.
 Writes eval.csv + eval.json (`lmscale.emergence.results`) into the run or sweep directory (or
 --out), and for a sweep also the registry's `evals` table, beside the losses.
 """
@@ -49,7 +50,7 @@ def run_eval(target: Path, tasks: str, k_shot: int = 0, n: int = 200, metrics: s
     """What `lmscale eval` does, as a function: (rows, csv path, json path)."""
     from lmscale.emergence.harness import check_metrics, evaluate, model_from_run
     from lmscale.emergence.results import write_eval_table
-    from lmscale.emergence.tasks import parse_tasks
+    from lmscale.data.tasks import parse_tasks
     from lmscale.sweep.registry import REGISTRY, Registry
     from lmscale.train.run import is_run_dir
 
@@ -144,14 +145,13 @@ def eval_command(
 ):
     """Evaluate a run, or every finished run of a sweep, on synthetic skill tasks under several metrics.
 
+    The emergence lab's harness for language models trained with `lmscale train` or `lmscale sweep run`;
+    `lmscale icl eval` is different: it scores an in-context-regression run against reference learners.
+
     Example: lmscale eval sweeps/skills --tasks add2,add3r,parity,recall --k-shot 0 --n 300
     """
-    try:
-        rows, csv_path, json_path = run_eval(run_or_sweep, tasks, k_shot, n, metrics, out, seed, batch_size, pass_r,
-                                             pass_budget, bootstrap, log=_log)
-    except LmscaleError as err:
-        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(err.exit_code) from None
+    rows, csv_path, json_path = run_eval(run_or_sweep, tasks, k_shot, n, metrics, out, seed, batch_size, pass_r,
+                                         pass_budget, bootstrap, log=_log)
     _print_table(rows)
     console.print(f"results: {csv_path} (also {json_path.name})", highlight=False, soft_wrap=True)
 

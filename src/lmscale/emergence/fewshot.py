@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from lmscale.emergence.tasks import Example, Task
+from lmscale.data.tasks import Example, Task
 from lmscale.errors import LmscaleError
 
 POOL_PER_SHOT = 8  # demonstration pool size per shot and example (drawn once per call)

@@ -137,7 +137,7 @@ def ledger_grid_figure(statuses, out: str | Path) -> FigureFiles:
     from matplotlib.colors import ListedColormap
 
     if not statuses:
-        raise LmscaleError("the ledger is empty; add an evaluation table first (`lmscale ledger add`)")
+        raise LmscaleError("the ledger is empty; add an evaluation table first (`lmscale emergence ledger add`)")
     scales = sorted({n for s in statuses for n in s.scales})
     labels = [f"{s.task} ({s.metric}{', k=' + str(s.k_shot) if s.k_shot else ''}{', ' + s.family if s.family else ''})"
               for s in statuses]

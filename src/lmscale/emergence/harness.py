@@ -34,10 +34,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from lmscale.data.tasks import TERMINATOR, Example, Task, get_task, parse_tasks
 from lmscale.emergence.fewshot import with_shots
 from lmscale.emergence.passuntil import pass_until, token_pass_draw
 from lmscale.emergence.results import METRICS, EvalRow, derive_token_prob
-from lmscale.emergence.tasks import TERMINATOR, Example, Task, get_task, parse_tasks
 from lmscale.errors import LmscaleError
 
 HARNESS_METRICS = ("exact_match", "token_accuracy", "edit_distance", "logprob", "token_prob", "mc_accuracy", "brier",
@@ -120,7 +120,7 @@ def _greedy(apply, vocab_limit, params, buf, lengths, n_new):
 
 def model_from_run(run_dir: str | Path, run_id: str | None = None, info: dict[str, Any] | None = None) -> EvalModel:
     """The newest checkpoint of a run directory (`lmscale.train.run.load_run`) as an EvalModel."""
-    from lmscale.model import transformer
+    from lmscale.model.registry import get_model
     from lmscale.model.sizing import count_flops, count_params
     from lmscale.train.run import load_run
 
@@ -134,8 +134,8 @@ def model_from_run(run_dir: str | Path, run_id: str | None = None, info: dict[st
     if run.summary and run.summary.get("final_val_loss") is not None and run.summary.get("step") == run.step:
         base["val_loss"] = float(run.summary["final_val_loss"])
     base.update(info or {})
-    return EvalModel(run_id or run_dir.name, partial(transformer.apply, cfg=m), run.params, m.context, run.tokenizer,
-                     run.tokenizer.vocab_size, base, jit_key=("transformer", m, run.tokenizer.vocab_size))
+    return EvalModel(run_id or run_dir.name, get_model(m).apply, run.params, m.context, run.tokenizer,
+                     run.tokenizer.vocab_size, base, jit_key=(m.kind, m, run.tokenizer.vocab_size))
 
 
 # ----------------------------------------------------------------------------------------------

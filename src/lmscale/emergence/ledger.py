@@ -171,7 +171,7 @@ class Ledger:
         if task is not None and not rows:
             known = sorted({r["task"] for r in self.entries()})
             raise LmscaleError(f"no task {task!r} in the ledger {str(self.path)!r}; tasks there: "
-                               f"{', '.join(known) if known else 'none (run `lmscale ledger add` first)'}")
+                               f"{', '.join(known) if known else 'none (run `lmscale emergence ledger add` first)'}")
         groups: dict[tuple, list[dict[str, Any]]] = {}
         for r in rows:
             groups.setdefault((r["task"], r["metric"], r["k_shot"], r["family"]), []).append(r)

@@ -8,8 +8,17 @@
 - Grokking (Power et al. 2022; Nanda et al. 2023): (a + b) mod p from a fraction of all pairs,
   full batch, strong weight decay. Train accuracy saturates long before test accuracy jumps.
 
-Both use the foundation transformer (`lmscale.model.transformer`) and the project's AdamW builder,
-with their own data and a small jitted loop; every `eval_every` steps the curves are recorded.
+Both build the registered decoder (`get_model(DecoderConfig(...))`) and the project's AdamW
+builder, and train every model through the one training loop, `lmscale.train.core.fit`, as a
+member with its own run directory under the experiment's output directory (``OUT/runs/depth1``,
+``OUT/runs/depth2``, ``OUT/runs/grokking``: config.yaml, metrics.jsonl, checkpoints/,
+summary.json). Batches are pure functions of (seed, step) (`induction_batch`, `grokking_split`),
+so running the command again resumes a killed experiment from each model's newest checkpoint
+(every `checkpoint_every` steps) and skips the models already finished. Every `eval_every` steps
+(and at step 0 and the last step) a hook writes a 'probe' record of the curves' values into the
+model's metrics.jsonl; the curves are read back from there, evaluations made before a resume
+included.
+
 The results are also written as an evaluation table along `step` (task per model), so the same
 detector (`lmscale.emergence.detect`) finds the transition and `lmscale emergence analyze DIR
 --x step` reproduces the verdicts.
@@ -17,6 +26,7 @@ detector (`lmscale.emergence.detect`) finds the transition and `lmscale emergenc
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +40,8 @@ from lmscale.emergence.results import Curve, EvalRow
 from lmscale.errors import LmscaleError
 
 EXPERIMENTS = ("induction", "grokking")
+RUNS = "runs"  # OUT/runs/<model>: each model's run directory
+PROBE = "probe"  # the metrics.jsonl record kind of the periodic evaluations
 
 
 class InductionConfig(Strict):
@@ -44,6 +56,7 @@ class InductionConfig(Strict):
     warmup: int = Field(50, ge=0)
     eval_every: int = Field(10, gt=0)
     eval_batch: int = Field(128, gt=0)
+    checkpoint_every: int = Field(200, gt=0, description="steps between checkpoints (a killed run resumes from the newest)")
     seed: int = 0
 
 
@@ -58,14 +71,22 @@ class GrokkingConfig(Strict):
     steps: int = Field(5000, gt=0)
     warmup: int = Field(10, ge=0)
     eval_every: int = Field(25, gt=0)
+    checkpoint_every: int = Field(500, gt=0, description="steps between checkpoints (a killed run resumes from the newest)")
     seed: int = 0
 
 
 def _model_config(vocab: int, context: int, depth: int, width: int, heads: int):
-    from lmscale.config import ModelConfig
+    from lmscale.model.decoder import DecoderConfig
 
-    return ModelConfig(depth=depth, width=width, heads=heads, context=context, vocab_size=vocab, dropout=0.0,
-                       tie_embeddings=False, bias=True)
+    return DecoderConfig(depth=depth, width=width, heads=heads, context=context, vocab_size=vocab, dropout=0.0,
+                         tie_embeddings=False, bias=True)
+
+
+def _train_config(steps: int, lr: float, warmup: int, weight_decay: float, beta2: float):
+    from lmscale.config import OptimizerConfig, ScheduleConfig, TrainConfig
+
+    return TrainConfig(steps=steps, batch_size=1, optimizer=OptimizerConfig(lr=lr, weight_decay=weight_decay, beta2=beta2),
+                       schedule=ScheduleConfig(kind="constant", warmup=min(warmup, steps)))
 
 
 def _optimizer(steps: int, lr: float, warmup: int, weight_decay: float, beta2: float, axes, model,
@@ -74,11 +95,9 @@ def _optimizer(steps: int, lr: float, warmup: int, weight_decay: float, beta2: f
     parameter, embeddings included, as in the grokking papers (the project's default spares embeddings)."""
     import optax
 
-    from lmscale.config import OptimizerConfig, ScheduleConfig, TrainConfig
     from lmscale.train.optimizer import build_optimizer, schedule_fn
 
-    tc = TrainConfig(steps=steps, batch_size=1, optimizer=OptimizerConfig(lr=lr, weight_decay=weight_decay, beta2=beta2),
-                     schedule=ScheduleConfig(kind="constant", warmup=min(warmup, steps)))
+    tc = _train_config(steps, lr, warmup, weight_decay, beta2)
     if not decay_all:
         return build_optimizer(tc, axes, model)
     o = tc.optimizer
@@ -87,39 +106,159 @@ def _optimizer(steps: int, lr: float, warmup: int, weight_decay: float, beta2: f
                                    weight_decay=weight_decay))
 
 
-def _train(model, seed: int, steps: int, eval_every: int, opt_args: dict, batch_fn: Callable,
-           evaluate: Callable, progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
-    """Generic loop: AdamW on the masked per-token cross-entropy, batch_fn(step) -> (windows, mask);
-    `evaluate(params)` every eval_every steps."""
+# ----------------------------------------------------------------------------------------------
+# Training: every model is one member of the training core (`lmscale.train.core.fit`)
+
+
+def _describe(rec: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items())
+
+
+@functools.cache
+def _probe_hook_class():
+    """The probe hook (a class made on first use, so importing this module loads no JAX)."""
+    from lmscale.train.core import Hook
+
+    class Probe(Hook):
+        """A 'probe' record {kind, step, **evaluate(params)} of the member at step 0, every `every`
+        steps and at the last step; a step that already has one (written before a kill) is skipped,
+        so a resumed run's records are those of an uninterrupted one."""
+
+        def __init__(self, every: int, evaluate: Callable[[Any], dict[str, float]],
+                     progress: Callable[[str], None] | None):
+            self.every, self.evaluate, self.progress = every, evaluate, progress
+            self.records: list[dict[str, Any]] = []
+
+        def _record(self, run) -> None:
+            if run.latest[0].get(PROBE, {}).get("step") == run.step:
+                return
+            rec = {"kind": PROBE, "step": run.step, **self.evaluate(run.params(0))}
+            run.write(0, rec)
+            if self.progress is not None and run.step % (self.every * 10) == 0:
+                self.progress(_describe({k: v for k, v in rec.items() if k != "kind"}))
+
+        def start(self, run) -> None:
+            if run.step % self.every == 0:
+                self._record(run)
+
+        def step(self, run) -> None:
+            self._record(run)
+
+        def end(self, run) -> None:
+            self._record(run)
+
+        def close(self, run) -> None:
+            self.records = run.records(0)  # in-memory runs keep their records only here
+
+        def summary(self, run, i: int) -> dict[str, Any]:
+            last = run.latest[i].get(PROBE, {})
+            return {"final_probe": {k: v for k, v in last.items() if k != "kind"}}
+
+    return Probe
+
+
+def _reporter(progress: Callable[[str], None] | None):
+    from lmscale.train.core import Reporter
+
+    class Say(Reporter):
+        def log(self, msg: str) -> None:
+            if progress is not None:
+                progress(msg)
+
+        def warn(self, msg: str) -> None:
+            if progress is not None:
+                progress(f"warning: {msg}")
+
+    return Say()
+
+
+def _settings(cfg: Strict, exclude: tuple[str, ...]) -> dict[str, Any]:
+    """The experiment settings that decide one model's training and probes (its config.yaml record)."""
+    return cfg.model_dump(mode="json", exclude=set(exclude) | {"checkpoint_every"})
+
+
+def _member_record(experiment: str, name: str, spec, settings: dict[str, Any]) -> dict[str, Any]:
+    return {"experiment": experiment, "model_name": name, "settings": settings, "model": spec.model_dump(mode="json")}
+
+
+def _normalizer(cls: type[Strict], exclude: tuple[str, ...]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Validation that fills defaults, so a config.yaml written by an older version compares equal."""
+    from lmscale.model.decoder import DecoderConfig
+
+    def normalize(raw: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return {**raw, "settings": _settings(cls.model_validate(raw["settings"]), exclude),
+                    "model": DecoderConfig.model_validate(raw["model"]).model_dump(mode="json")}
+        except (KeyError, TypeError, ValueError):
+            return raw
+
+    return normalize
+
+
+def _check_resumable(out: Path, experiment: str, name: str, run_dir: Path, record: dict[str, Any],
+                     normalize: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Fail before any training when --out holds this model's run with other settings."""
+    import yaml
+
+    from lmscale.config import config_diff
+    from lmscale.train.core import CONFIG, is_run_dir
+
+    if not is_run_dir(run_dir):
+        return
+    try:
+        existing = yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return  # the training core reports it
+    diff = config_diff(normalize(existing), normalize(record)) if isinstance(existing, dict) else ["config.yaml"]
+    if diff:
+        shown = ", ".join(diff[:3]) + (f" and {len(diff) - 3} more" if len(diff) > 3 else "")
+        raise LmscaleError(f"--out {str(out)!r} already holds the {experiment} model {name!r} ({run_dir}) trained with "
+                           f"other settings ({shown}); expected the same settings to resume it, or a new --out")
+
+
+def _fit_member(*, name: str, spec, record: dict[str, Any], normalize: Callable, run_dir: Path | None, seed: int,
+                steps: int, batch_size: int, opt_args: dict, batches: Callable[[int], dict],
+                make_evaluate: Callable, eval_every: int, checkpoint_every: int,
+                progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
+    """Train (or resume, or find finished) one model as the single member of `lmscale.train.core.fit`:
+    AdamW on the model's mask-weighted cross-entropy over `batches(step)` ({"tokens", "loss_mask"}),
+    'probe' records of `make_evaluate(trainer)(params)` every `eval_every` steps, checkpoints every
+    `checkpoint_every`. Returns the probe records (without 'kind'), read back from the run directory's
+    metrics.jsonl (so the evaluations made before a resume are there)."""
     import jax
-    import optax
 
-    from lmscale.model import transformer
+    from lmscale.model.registry import get_model
+    from lmscale.parallel.mesh import MeshConfig, make_mesh
+    from lmscale.train import core
+    from lmscale.train.metrics import read_metrics
+    from lmscale.train.optimizer import schedule_fn
+    from lmscale.train.step import build_trainer, execution_for
 
-    params, axes = transformer.init(model, jax.random.fold_in(jax.random.key(seed), transformer.INIT_STREAM))
-    opt = _optimizer(steps=steps, axes=axes, model=model, **opt_args)
-    opt_state = opt.init(params)
+    # One device, as the experiments always ran: these models are far too small to split, and the
+    # numbers then do not depend on how many CPU cores the CLI exposes as devices.
+    mesh_cfg = MeshConfig()
+    mesh = make_mesh(mesh_cfg, jax.devices()[:1])
+    model = get_model(spec, execution_for(mesh, mesh_cfg.rules))
+    optimizer = _optimizer(steps=steps, axes=model.axes, model=spec, **opt_args)
+    trainer = build_trainer(model, optimizer, mesh, rules=mesh_cfg.rules, batch_size=batch_size)
+    tc = _train_config(steps, opt_args["lr"], opt_args["warmup"], opt_args["weight_decay"], opt_args["beta2"])
+    n_params = model.param_count().total
+    probe = _probe_hook_class()(eval_every, make_evaluate(trainer), progress)
+    hooks = [core.StopOnDivergence(),
+             core.TrainLog(eval_every, lr_at=schedule_fn(tc.schedule, tc.optimizer.lr, steps)),
+             probe,  # before the checkpoint of the same step: a committed step always has its probe
+             core.Checkpoints(every=checkpoint_every, keep=2)]
+    member = core.Member(seed=seed, batches=batches, run_dir=run_dir, config=record, name=name, normalize=normalize,
+                         summary_base={"experiment": record["experiment"], "name": name, "params_total": n_params,
+                                       "steps": steps})
+    core.fit(trainer, [member], steps, hooks, reporter=_reporter(progress),
+             describe=lambda run: f"{name}: {n_params:,} params, {steps} steps")
+    recs = read_metrics(run_dir / core.METRICS) if run_dir is not None else probe.records
+    return [{k: v for k, v in r.items() if k != "kind"} | {"N": n_params} for r in recs if r.get("kind") == PROBE]
 
-    def loss(p, batch, mask):
-        return (transformer.token_losses(p, batch, model) * mask).sum() / mask.sum()
 
-    @jax.jit
-    def step(p, s, batch, mask):
-        val, g = jax.value_and_grad(loss)(p, batch, mask)
-        upd, s = opt.update(g, s, p)
-        return optax.apply_updates(p, upd), s, val
-
-    records = []
-    for i in range(steps + 1):
-        if i % eval_every == 0 or i == steps:
-            rec = {"step": i, **evaluate(params)}
-            records.append(rec)
-            if progress is not None and i % (eval_every * 10) == 0:
-                progress(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items()))
-        if i == steps:
-            break
-        params, opt_state, _ = step(params, opt_state, *batch_fn(i))
-    return records
+def _run_dir(out: Path | None, name: str) -> Path | None:
+    return None if out is None else Path(out) / RUNS / name
 
 
 def induction_batch(seed: int, step: int, batch: int, vocab: int, half: int) -> tuple[np.ndarray, np.ndarray]:
@@ -140,47 +279,66 @@ def induction_batch(seed: int, step: int, batch: int, vocab: int, half: int) -> 
     return toks, mask
 
 
-def run_induction(cfg: InductionConfig, progress: Callable[[str], None] | None = None) -> dict[str, list[dict]]:
-    """Per depth, records {step, loss_repeated, loss_first, acc_repeated} (nats/token; accuracy on the repeated half)."""
+_INDUCTION_PER_MODEL = ("depths",)  # settings that are not one model's (config.yaml keeps its depth instead)
+
+
+def run_induction(cfg: InductionConfig, progress: Callable[[str], None] | None = None,
+                  out: str | Path | None = None) -> dict[str, list[dict]]:
+    """Per depth, records {step, loss_repeated, loss_first, acc_repeated, N} (nats/token; accuracy on the
+    repeated half). With `out`, depth d trains in the run directory out/runs/depth<d> (resumed when
+    there, not retrained when finished); without, in memory."""
     import jax
     import jax.numpy as jnp
-
-    from lmscale.model import transformer
 
     T = 2 * cfg.half
     eval_tokens, rep = induction_batch(cfg.seed + 10_000, 0, cfg.eval_batch, cfg.vocab, cfg.half)
     # First-copy targets (unpredictable: log(vocab) nats is the best possible).
     lens = rep.argmax(1)  # index of the first predictable target = ln
     first = (np.arange(T - 1)[None, :] < lens[:, None] - 1).astype(np.float32)
-    out = {}
+    normalize = _normalizer(InductionConfig, _INDUCTION_PER_MODEL)
+    plan = []
     for depth in cfg.depths:
-        model = _model_config(cfg.vocab, T - 1, depth, cfg.width, cfg.heads)
+        name, spec = f"depth{depth}", _model_config(cfg.vocab, T - 1, depth, cfg.width, cfg.heads)
+        record = _member_record("induction", name, spec, _settings(cfg, _INDUCTION_PER_MODEL) | {"depth": depth})
+        run_dir = _run_dir(out, name)
+        if run_dir is not None:
+            _check_resumable(Path(out), "induction", name, run_dir, record, normalize)
+        plan.append((name, spec, record, run_dir))
 
-        @jax.jit
-        def ev(p, model=model):
-            inputs, targets = eval_tokens[:, :-1], eval_tokens[:, 1:]
-            logits = transformer.apply(p, inputs, model)
+    def make_evaluate(trainer):
+        model = trainer.model
+
+        def ev(p, b):
+            inputs, targets = b["tokens"][:, :-1], b["tokens"][:, 1:]
+            logits = model.apply(p, inputs)
             tl = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
             hit = (logits.argmax(-1) == targets).astype(jnp.float32)
-            return (tl * rep).sum() / rep.sum(), (tl * first).sum() / first.sum(), (hit * rep).sum() / rep.sum()
+            r, f = b["rep"], b["first"]
+            return (tl * r).sum() / r.sum(), (tl * f).sum() / f.sum(), (hit * r).sum() / r.sum()
+
+        f = trainer.compile_eval(ev)
+        data = jax.device_put({"tokens": eval_tokens, "rep": rep, "first": first}, trainer.eval_batch_sharding)
 
         def evaluate(p):
-            lr_, lf, acc = (float(v) for v in ev(p))
+            lr_, lf, acc = (float(v) for v in f(p, data, 0))
             return {"loss_repeated": lr_, "loss_first": lf, "acc_repeated": acc}
 
+        return evaluate
+
+    def batches(i):
+        toks, mask = induction_batch(cfg.seed, i, cfg.batch, cfg.vocab, cfg.half)
+        return {"tokens": toks, "loss_mask": mask}
+
+    curves = {}
+    for name, spec, record, run_dir in plan:
         if progress is not None:
-            progress(f"induction: depth {depth}")
-        recs = _train(model, cfg.seed, cfg.steps, cfg.eval_every,
-                      dict(lr=cfg.lr, warmup=cfg.warmup, weight_decay=0.0, beta2=0.99),
-                      lambda i: induction_batch(cfg.seed, i, cfg.batch, cfg.vocab, cfg.half), evaluate, progress)
-        out[f"depth{depth}"] = [dict(r, N=_n_params(model)) for r in recs]
-    return out
-
-
-def _n_params(model) -> int:
-    from lmscale.model.sizing import count_params
-
-    return int(count_params(model).total)
+            progress(f"induction: depth {spec.depth}")
+        curves[name] = _fit_member(
+            name=name, spec=spec, record=record, normalize=normalize, run_dir=run_dir, seed=cfg.seed, steps=cfg.steps,
+            batch_size=cfg.batch, opt_args=dict(lr=cfg.lr, warmup=cfg.warmup, weight_decay=0.0, beta2=0.99),
+            batches=batches, make_evaluate=make_evaluate, eval_every=cfg.eval_every,
+            checkpoint_every=cfg.checkpoint_every, progress=progress)
+    return curves
 
 
 def grokking_split(p: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -201,34 +359,51 @@ def grokking_split(p: int, train_fraction: float, seed: int) -> tuple[np.ndarray
     return windows(perm[:n_train]), windows(perm[n_train:])
 
 
-def run_grokking(cfg: GrokkingConfig, progress: Callable[[str], None] | None = None) -> dict[str, list[dict]]:
-    """Records {step, train_loss, test_loss, train_acc, test_acc}: full-batch AdamW with weight decay."""
+def run_grokking(cfg: GrokkingConfig, progress: Callable[[str], None] | None = None,
+                 out: str | Path | None = None) -> dict[str, list[dict]]:
+    """Records {step, train_loss, test_loss, train_acc, test_acc, N}: full-batch AdamW with weight decay.
+    With `out`, the model trains in the run directory out/runs/grokking (resumed when there); without,
+    in memory."""
     import jax
     import jax.numpy as jnp
 
-    from lmscale.model import transformer
-
     train, test = grokking_split(cfg.p, cfg.train_fraction, cfg.seed)
-    model = _model_config(cfg.p + 1, 3, cfg.depth, cfg.width, cfg.heads)
+    name, spec = "grokking", _model_config(cfg.p + 1, 3, cfg.depth, cfg.width, cfg.heads)
+    normalize = _normalizer(GrokkingConfig, ())
+    record = _member_record("grokking", name, spec, _settings(cfg, ()))
+    run_dir = _run_dir(out, name)
+    if run_dir is not None:
+        _check_resumable(Path(out), "grokking", name, run_dir, record, normalize)
     mask = np.zeros((len(train), 3), np.float32)
     mask[:, 2] = 1  # only the answer after '=' is scored
+    batch = {"tokens": train, "loss_mask": mask}
 
-    @jax.jit
-    def ev(p, data):
-        logits = transformer.apply(p, data[:, :3], model)[:, -1]
-        tgt = data[:, 3]
-        loss = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, tgt[:, None], -1)[:, 0]
-        return loss.mean(), (logits.argmax(-1) == tgt).mean()
+    def make_evaluate(trainer):
+        model = trainer.model
 
-    def evaluate(p):
-        trl, tra = ev(p, train)
-        tel, tea = ev(p, test)
-        return {"train_loss": float(trl), "test_loss": float(tel), "train_acc": float(tra), "test_acc": float(tea)}
+        def ev(p, data):
+            logits = model.apply(p, data[:, :3])[:, -1]
+            tgt = data[:, 3]
+            loss = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, tgt[:, None], -1)[:, 0]
+            return loss.mean(), (logits.argmax(-1) == tgt).mean()
 
-    recs = _train(model, cfg.seed, cfg.steps, cfg.eval_every,
-                  dict(lr=cfg.lr, warmup=cfg.warmup, weight_decay=cfg.weight_decay, beta2=0.98, decay_all=True),
-                  lambda i: (train, mask), evaluate, progress)
-    return {"grokking": [dict(r, N=_n_params(model)) for r in recs]}
+        f = trainer.compile_eval(ev)
+        tr, te = (jax.device_put(x, trainer.eval_batch_sharding) for x in (train, test))
+
+        def evaluate(p):
+            trl, tra = f(p, tr, 0)
+            tel, tea = f(p, te, 0)
+            return {"train_loss": float(trl), "test_loss": float(tel), "train_acc": float(tra), "test_acc": float(tea)}
+
+        return evaluate
+
+    recs = _fit_member(
+        name=name, spec=spec, record=record, normalize=normalize, run_dir=run_dir, seed=cfg.seed, steps=cfg.steps,
+        batch_size=len(train),
+        opt_args=dict(lr=cfg.lr, warmup=cfg.warmup, weight_decay=cfg.weight_decay, beta2=0.98, decay_all=True),
+        batches=lambda i: batch, make_evaluate=make_evaluate, eval_every=cfg.eval_every,
+        checkpoint_every=cfg.checkpoint_every, progress=progress)
+    return {name: recs}
 
 
 def _curve(recs: list[dict], key: str, metric: str, chance: float, task: str) -> Curve:
@@ -362,8 +537,8 @@ def curves_figure(out: Path, experiment: str, curves: dict[str, list[dict]], sum
 
 def run_experiment(experiment: str, out: str | Path, overrides: dict[str, Any] | None = None,
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train; write {experiment}_steps.csv (every evaluation), {experiment}_curves.png/.csv (the figure),
-    eval.csv/json (along step) and {experiment}_summary.json."""
+    """Train (or resume) each model in out/runs/<model>; write {experiment}_steps.csv (every evaluation),
+    {experiment}_curves.png/.csv (the figure), eval.csv/json (along step) and {experiment}_summary.json."""
     from lmscale.emergence.results import write_eval_table
     from lmscale.fileio import atomic_write_json
 
@@ -387,9 +562,9 @@ def run_experiment(experiment: str, out: str | Path, overrides: dict[str, Any] |
         raise LmscaleError(f"--out {str(out)!r} is a file; expected a directory")
     out.mkdir(parents=True, exist_ok=True)
     if experiment == "induction":
-        curves, chance = run_induction(cfg, progress), 1 / cfg.vocab
+        curves, chance = run_induction(cfg, progress, out), 1 / cfg.vocab
     else:
-        curves, chance = run_grokking(cfg, progress), 1 / cfg.p
+        curves, chance = run_grokking(cfg, progress, out), 1 / cfg.p
     summary = summarize(experiment, curves, chance)
     write_curves(out, experiment, curves)
     write_eval_table(out, eval_rows(experiment, curves, chance))

@@ -5,7 +5,8 @@ Register in lmscale/cli.py with
     from lmscale.icl.cli import icl_app
     app.add_typer(icl_app, name="icl")
 
-Every command prints `error: <message>` on one line and exits with status 2 on bad input.
+Bad input raises `LmscaleError`, which `lmscale.console.run_app` prints as one line
+`error: <message>` (exit status 2).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from typing import Optional
 import typer
 
 from lmscale.console import SET_HELP, RichReporter, console, sub_app
-from lmscale.console import fail as _fail
-from lmscale.errors import LmscaleError
 
 icl_app = sub_app(
     "In-context learning of function classes: which learning algorithm does a transformer run? "
@@ -26,13 +25,10 @@ icl_app = sub_app(
 
 
 def _experiment(name: str, *args, **kw) -> None:
-    """Run `lmscale.icl.experiments.<name>` and print its table and figure path (errors: exit 2)."""
-    try:
-        from lmscale.icl import experiments
+    """Run `lmscale.icl.experiments.<name>` and print its table and figure path."""
+    from lmscale.icl import experiments
 
-        res, table = getattr(experiments, name)(*args, **kw)
-    except LmscaleError as err:
-        _fail(err)
+    res, table = getattr(experiments, name)(*args, **kw)
     console.print(table, highlight=False, markup=False, soft_wrap=True)
     if res.get("figure"):
         console.print(f"figure: {res['figure']} (+ .csv with the plotted numbers)", highlight=False, markup=False)
@@ -48,18 +44,18 @@ def train_cmd(
 ):
     """Train a model on fresh prompts every step (resumable; kill and rerun to continue).
 
+    Trains an in-context-regression model from an ICL config (configs/icl/); `lmscale train` is
+    different: it trains a language model on a text corpus from a run config.
+
     Example: lmscale icl train configs/icl/von-oswald.yaml --set train.steps=500
     """
-    try:
-        from lmscale.icl.config import load_icl_config
-        from lmscale.icl.train import train
-
-        cfg = load_icl_config(config, set_)
-        out = run_dir or Path("runs") / "icl" / cfg.name
-        summary = train(cfg, out, reporter=RichReporter(progress), stop_at=stop_at)
-    except LmscaleError as err:
-        _fail(err)
+    from lmscale.icl.config import load_icl_config
+    from lmscale.icl.train import train
     from lmscale.laws.tables import fmt
+
+    cfg = load_icl_config(config, set_)
+    out = run_dir or Path("runs") / "icl" / cfg.name
+    summary = train(cfg, out, reporter=RichReporter(progress), stop_at=stop_at)
 
     console.print(
         f"{summary['status']}: {out} at step {summary['step']}, train loss {fmt(summary.get('final_train_loss'))} "
@@ -76,6 +72,9 @@ def eval_cmd(
 ):
     """Normalised error vs in-context examples for the model and the reference learners (LSA: loss vs tuned GD).
 
+    Scores a run from `lmscale icl train`; `lmscale eval` is different: it evaluates language
+    models on the emergence lab's skill tasks (exact match, per-token probability, ...).
+
     Example: lmscale icl eval runs/icl/garg-linear
     """
     _experiment("eval_run", run, out, member, warn=RichReporter(False).warn)
@@ -88,6 +87,9 @@ def compare_cmd(
     member: int = typer.Option(0, "--member", min=0),
 ):
     """SPD / MSPD / ILWD between the model and each reference learner; the best match.
+
+    Compares one run's predictions with the learners'; `lmscale fit compare` is different: it
+    compares the fitted scaling laws of two model families.
 
     Example: lmscale icl compare runs/icl/garg-linear
     """
@@ -116,6 +118,10 @@ def sweep_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Train every variant (resumable) and tabulate each one's distance to each learner.
+
+    Variants come from the ICL config's 'sweep' section and train one after another in one
+    directory; `lmscale sweep` is different: it plans and runs an N x D ladder of language models
+    for scaling-law fits (registry, WSD branches, many workers).
 
     Example: lmscale icl sweep configs/icl/task-diversity.yaml
     """

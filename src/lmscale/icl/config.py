@@ -7,10 +7,12 @@ config (`lmscale.config.load_yaml` / `apply_overrides`); validation errors are o
 - ``task``: a `lmscale.icl.tasks.TaskConfig` (function class, d, tau, noise, pool_size, ...);
 - ``format`` ('garg' | 'akyurek'), ``n_points`` (k, examples per prompt, the last one the query);
 - ``model``: kind 'gpt' (the foundation's GPT-2 blocks with a linear read-in of vectors and a scalar
-  read-out at x positions) or 'lsa' (von Oswald's linear self-attention, no softmax, no LN);
-- ``train``: steps, batch_size, seed, seeds (an ensemble in one vmapped step), the foundation's
-  optimizer/schedule sections (ICL defaults: Adam lr 1e-3, no weight decay, no clipping), an
-  optional Garg curriculum;
+  read-out at x positions) or 'lsa' (von Oswald's linear self-attention, no softmax, no LN); with
+  the prompt shape it maps onto a registered model (``icl_gpt`` / ``icl_lsa`` in
+  `lmscale.model.icl`; `lmscale.icl.model.model_spec`);
+- ``train``: steps, batch_size, seed, seeds (an ensemble trained by one vmapped step, each member in
+  its own run directory), the foundation's optimizer/schedule sections (ICL defaults: Adam lr 1e-3,
+  no weight decay, no clipping), an optional Garg curriculum;
 - ``eval``: prompts, bootstrap, reference learners, task overrides for evaluation (OOD, fresh tasks);
 - ``sweep`` (optional): the variants `lmscale icl sweep` trains and compares.
 """
@@ -26,7 +28,7 @@ from lmscale.config import (
     OptimizerConfig,
     ScheduleConfig,
     Strict,
-    _format_validation_error,
+    format_validation_error,
     apply_overrides,
     load_yaml,
 )
@@ -83,7 +85,7 @@ class ICLTrainConfig(Strict):
     optimizer: ICLOptimizerConfig = ICLOptimizerConfig()
     schedule: ICLScheduleConfig = ICLScheduleConfig()
     curriculum: Curriculum | None = Field(None, description="Garg's curriculum (dims/points: start, end, inc, interval)")
-    log_every: int = Field(100, gt=0, description="steps per compiled chunk and per metrics record")
+    log_every: int = Field(100, gt=0, description="steps per metrics record")
     checkpoint_every: int = Field(1000, gt=0, description="a multiple of log_every")
     keep_checkpoints: int = Field(2, gt=0)
 
@@ -181,7 +183,7 @@ def validate_icl_config(raw: dict[str, Any], source: str = "") -> ICLConfig:
     try:
         return ICLConfig.model_validate(raw)
     except ValidationError as err:
-        raise LmscaleError(_format_validation_error(err, source)) from None
+        raise LmscaleError(format_validation_error(err, source)) from None
 
 
 def load_icl_config(path: str | Path, overrides: list[str] | None = None) -> ICLConfig:

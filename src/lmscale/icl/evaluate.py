@@ -37,9 +37,9 @@ def eval_task(cfg: ICLConfig):
     try:
         return TaskConfig.model_validate(cfg.task.model_dump() | cfg.eval.task_overrides)
     except ValidationError as err:
-        from lmscale.config import _format_validation_error
+        from lmscale.config import format_validation_error
 
-        raise LmscaleError(_format_validation_error(err, "eval.task_overrides")) from None
+        raise LmscaleError(format_validation_error(err, "eval.task_overrides")) from None
 
 
 def eval_batch(cfg: ICLConfig, n: int | None = None, stream: int = 0, task=None):

@@ -30,7 +30,8 @@ def eval_run(run_dir: str | Path, out: str | Path | None = None, member: int = 0
     """(results written to eval.json, table): the error curve of a gpt run or the LSA report."""
     from lmscale.icl.evaluate import error_curves, lsa_report
     from lmscale.icl.figures import error_curve_figure, lsa_figure
-    from lmscale.icl.train import METRICS, load_run
+    from lmscale.icl.train import load_run
+    from lmscale.train.core import METRICS
     from lmscale.train.metrics import read_metrics
 
     run = load_run(run_dir, member, warn=warn)
@@ -38,7 +39,7 @@ def eval_run(run_dir: str | Path, out: str | Path | None = None, member: int = 0
     cfg = run.cfg
     if cfg.model.kind == "lsa":
         rep = lsa_report(run.params, cfg)
-        history = [r for r in read_metrics(Path(run_dir) / METRICS) if r.get("kind") == "train"]
+        history = [r for r in read_metrics(run.run_dir / METRICS) if r.get("kind") == "train"]
         files = lsa_figure(history, rep, out_dir, f"{cfg.name}: 1-layer LSA vs one GD step (d = {cfg.task.d})")
         res = {"kind": "lsa", "step": run.step, **rep, "figure": str(files.png)}
         rows = [[k, rep[k]] for k in ("loss_model", "loss_gd_best", "eta_best", "loss_zero", "loss_ols",

@@ -14,92 +14,19 @@ before it, so one causal pass predicts every prefix):
 - ``akyurek`` (Akyürek et al. 2022, `sampler_lib.py`; also Raventós et al.): x-token [0, x_i] and
   y-token [y_i, 0_d] in R^{d+1}; token_dim = d + 1, y in channel 0, which x-tokens leave empty.
 
-Works on numpy or JAX arrays (JAX in, JAX out), inside jit.
+Works on numpy or JAX arrays (JAX in, JAX out), inside jit. The token formats are the models':
+they live in `lmscale.model.icl` (the model layer never imports the lab) and are re-exported here.
 """
 
 from __future__ import annotations
-
-from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from lmscale.config import Strict
 from lmscale.errors import LmscaleError
+from lmscale.model.icl import FORMATS, decode, encode, token_dim, x_positions, y_channel, y_positions
 
-FORMATS = ("garg", "akyurek")
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise LmscaleError(f"prompt format {fmt!r}; expected one of {', '.join(FORMATS)}")
-
-
-def token_dim(d: int, fmt: str) -> int:
-    """Width of one token for inputs of dimension d."""
-    _check_format(fmt)
-    if d < 1:
-        raise LmscaleError(f"d={d}; expected an input dimension >= 1")
-    return d if fmt == "garg" else d + 1
-
-
-def y_channel(fmt: str) -> int:
-    """The channel of a y-token that holds y (both formats put it first)."""
-    _check_format(fmt)
-    return 0
-
-
-def x_positions(k: int):
-    """Token indices of x_1..x_k in a prompt of k pairs: 0, 2, ..., 2k-2."""
-    import numpy as np
-
-    if k < 1:
-        raise LmscaleError(f"k={k}; expected k >= 1 examples per prompt")
-    return np.arange(0, 2 * k, 2)
-
-
-def y_positions(k: int):
-    """Token indices of y_1..y_k: 1, 3, ..., 2k-1."""
-    return x_positions(k) + 1
-
-
-def encode(xs, ys, fmt: Literal["garg", "akyurek"] = "garg"):
-    """Interleave x- and y-tokens: (B, k, d), (B, k) -> (B, 2k, token_dim(d, fmt))."""
-    _check_format(fmt)
-    if xs.ndim != 3 or ys.ndim != 2 or xs.shape[:2] != ys.shape:
-        raise LmscaleError(
-            f"encode: xs {tuple(xs.shape)} and ys {tuple(ys.shape)}; expected xs (B, k, d) and ys (B, k)"
-        )
-    xp = _namespace(xs)
-    b, k, d = xs.shape
-    dtype = xs.dtype
-    ys = ys.astype(dtype)
-    if fmt == "garg":
-        x_tok = xs
-        y_tok = xp.concatenate([ys[..., None], xp.zeros((b, k, d - 1), dtype)], axis=-1)
-    else:
-        x_tok = xp.concatenate([xp.zeros((b, k, 1), dtype), xs], axis=-1)
-        y_tok = xp.concatenate([ys[..., None], xp.zeros((b, k, d), dtype)], axis=-1)
-    return xp.stack([x_tok, y_tok], axis=2).reshape(b, 2 * k, x_tok.shape[-1])
-
-
-def decode(tokens, fmt: Literal["garg", "akyurek"] = "garg"):
-    """Inverse of `encode`: (B, 2k, token_dim) -> (xs (B, k, d), ys (B, k))."""
-    _check_format(fmt)
-    if tokens.ndim != 3 or tokens.shape[1] % 2:
-        raise LmscaleError(f"decode: tokens {tuple(tokens.shape)}; expected (B, 2k, token_dim)")
-    x_tok, y_tok = tokens[:, 0::2], tokens[:, 1::2]
-    xs = x_tok if fmt == "garg" else x_tok[..., 1:]
-    return xs, y_tok[..., y_channel(fmt)]
-
-
-def _namespace(a: Any):
-    import numpy as np
-
-    if isinstance(a, np.ndarray):
-        return np
-    import jax.numpy as jnp
-
-    return jnp
+__all__ = ["FORMATS", "Curriculum", "Schedule", "decode", "encode", "token_dim", "x_positions", "y_channel", "y_positions"]
 
 
 class Schedule(Strict):

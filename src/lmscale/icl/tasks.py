@@ -50,7 +50,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, ValidationError, model_validator
 
-from lmscale.config import Strict, _format_validation_error
+from lmscale.config import Strict, format_validation_error
 from lmscale.errors import LmscaleError
 
 KINDS = ("linear", "sparse_linear", "relu2nn", "decision_tree")
@@ -115,7 +115,7 @@ def task_config(raw: dict[str, Any] | TaskConfig, source: str = "task") -> TaskC
     try:
         return TaskConfig.model_validate(raw)
     except ValidationError as err:
-        raise LmscaleError(_format_validation_error(err, source)) from None
+        raise LmscaleError(format_validation_error(err, source)) from None
 
 
 class Batch(NamedTuple):

@@ -6,9 +6,8 @@ Register in lmscale/cli.py with
     app.add_typer(fit_app, name="fit")
 
 which gives `lmscale fit SWEEP_OR_CSV [options]` (the default command, also reachable as
-`lmscale fit run ...`) and `lmscale fit compare ...`. Both commands print `error: <message>` on
-one line and exit with status 2 on bad input (LmscaleError), so they behave the same when
-invoked through this sub-app directly.
+`lmscale fit run ...`) and `lmscale fit compare ...`. Bad input raises `LmscaleError`, which
+`lmscale.console.run_app` prints as one line `error: <message>` (exit status 2).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from lmscale.console import console, err_console, sub_app
-from lmscale.console import fail as _fail
 from lmscale.errors import LmscaleError
 
 
@@ -187,13 +185,12 @@ def fit_command(
 ):
     """Fit a scaling law (default command: `lmscale fit SWEEP_OR_CSV`).
 
+    Fits to finished runs and trains nothing; `lmscale sweep run` is the command that trains a sweep.
+
     Example: lmscale fit sweeps/demo --law chinchilla --bootstrap 1000 --target-compute 1e21 --out fit.json
     """
-    try:
-        _fit(path, law, approach, bootstrap, holdout, target_compute, out, seed, family, confidence, predict,
-             drop_highest, frontier_csv)
-    except LmscaleError as err:
-        _fail(err)
+    _fit(path, law, approach, bootstrap, holdout, target_compute, out, seed, family, confidence, predict,
+         drop_highest, frontier_csv)
 
 
 def _check_common(bootstrap: int, confidence: float, target_compute: Optional[float], drop_highest: int) -> None:
@@ -308,12 +305,12 @@ def compare_command(
 ):
     """Where do two families' compute-optimal loss curves cross?
 
+    Compares the fitted scaling laws of two model families; `lmscale icl compare` is different: it
+    measures how close one ICL model's predictions are to each reference learner's.
+
     Example: lmscale fit compare sweeps/ab --family-a baseline --family-b mup --bootstrap 200
     """
-    try:
-        _compare(paths, family_a, family_b, law, bootstrap, c_min, c_max, out, seed, confidence)
-    except LmscaleError as err:
-        _fail(err)
+    _compare(paths, family_a, family_b, law, bootstrap, c_min, c_max, out, seed, confidence)
 
 
 def _compare(paths, family_a, family_b, law_name, n_boot, c_min, c_max, out, seed, confidence) -> None:

@@ -10,7 +10,11 @@ Accepted inputs (`load_scaling_data`):
 - Epoch's ``svg_extracted_data.csv`` ("Model Size", "Training FLOP", "loss"): D = C / (6 N);
 - a sweep directory: ``results.csv`` from `lmscale sweep export` (rows with status 'done';
   run = trunk, so WSD cooldown branches of one trunk form one bootstrap cluster) and, for
-  Approach 1, ``curves.csv`` (every evaluation along every run; see `load_curves`).
+  Approach 1, ``curves.csv`` (every evaluation along every run; see `load_curves`). A sweep that
+  was never exported is read from its registry into the same tables in memory
+  (`lmscale.sweep.results.results_tables`).
+
+Loading never writes: a sweep directory is only read.
 """
 
 from __future__ import annotations
@@ -286,22 +290,25 @@ def _table_to_data(path: Path, header: list[str], rows: list[dict[str, str]], *,
     return _finish(cols, labels, source, row_numbers)
 
 
-def _sweep_file(directory: Path, name: str) -> Path:
+def _sweep_table(directory: Path, name: str) -> tuple[Path, str, list[str], list[dict[str, str]]]:
+    """(path, source, header, rows) of a sweep's results.csv or curves.csv: the exported file if there
+    is one, else the same table built in memory from the registry and the runs' metrics. Nothing is
+    written: loading data for a fit never touches the sweep directory."""
     target = directory / name
     if target.is_file():
-        return target
+        header, rows = _read_csv(target)
+        return target, str(target), header, rows
+    # Imported here: the sweep layer pulls in the trainer's modules, which a CSV fit does not need.
+    from lmscale.sweep.results import results_tables
+
     try:
-        from lmscale.sweep.results import write_results
-    except ImportError:
-        raise LmscaleError(f"{str(directory)!r} has no {name}; run `lmscale sweep export {directory}` first") from None
-    try:
-        write_results(directory)
+        tables = results_tables(directory)
     except LmscaleError as err:
-        raise LmscaleError(f"{str(directory)!r} has no {name} and exporting it failed ({err}); expected a sweep "
-                           f"directory exported with `lmscale sweep export {directory}`, or a CSV file") from None
-    if not target.is_file():
-        raise LmscaleError(f"{str(directory)!r} has no {name}; run `lmscale sweep export {directory}` first")
-    return target
+        raise LmscaleError(f"{str(directory)!r} has no {name} and its table cannot be built ({err}); expected a sweep "
+                           f"directory made by `lmscale sweep run` (or exported with `lmscale sweep export`), "
+                           f"or a CSV file") from None
+    header, rows = tables[name]
+    return target, str(directory), header, rows  # the source is the directory: loading it again rebuilds the table
 
 
 def _filter_done(source: str, header: list[str], rows: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -319,9 +326,7 @@ def load_scaling_data(path: str | Path, family: str | None = None) -> ScalingDat
     """Final losses from a CSV file or a sweep directory (see the module docstring), optionally one family."""
     path = Path(path)
     if path.is_dir():
-        target = _sweep_file(path, "results.csv")
-        header, rows = _read_csv(target)
-        source = str(target)
+        target, source, header, rows = _sweep_table(path, "results.csv")
         rows = _filter_done(source, header, rows)
         data = _table_to_data(target, header, rows, source=source)
     elif path.is_file():
@@ -340,13 +345,13 @@ def load_curves(path: str | Path, family: str | None = None) -> ScalingData:
     """
     path = Path(path)
     if path.is_dir():
-        target = _sweep_file(path, "curves.csv")
+        target, source, header, rows = _sweep_table(path, "curves.csv")
     elif path.is_file():
-        target = path
+        target, source = path, str(path)
+        header, rows = _read_csv(target)
     else:
         raise LmscaleError(f"{str(path)!r} not found; expected a curves CSV or a sweep directory")
-    header, rows = _read_csv(target)
-    data = _table_to_data(target, header, rows, curves=True)
+    data = _table_to_data(target, header, rows, curves=True, source=source)
     return data.select_family(family) if family is not None else data
 
 

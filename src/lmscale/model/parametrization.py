@@ -53,12 +53,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 from jax.sharding import PartitionSpec as P
 
-from lmscale.config import ModelConfig
+if TYPE_CHECKING:  # the configs of the models that use it (decoder-shaped)
+    from lmscale.model.decoder import DecoderConfig as ModelConfig
 
 ROLES = ("embedding", "hidden", "readout", "vector")
 

@@ -1,6 +1,7 @@
-"""Parameter and FLOP counts in closed form, and model ladders from one size dial.
+"""Parameter and FLOP counts of any registered model, and decoder ladders from one size dial.
 
-Conventions (printed with every figure):
+Each model gives its counts in closed form (`Model.param_count` / `flop_count`; tests hold them
+against `jax.eval_shape(init)`). The decoder's conventions (printed with every figure):
 - N_total counts every parameter. N_non-embedding (Kaplan et al. 2020) excludes the token
   embedding, learned position embedding and an untied readout matrix.
 - Training FLOPs per token = 6 * N_matmul + 12 * L * T * d (PaLM appendix B, as nanoGPT's
@@ -14,8 +15,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable
-
-from lmscale.config import ModelConfig
 
 FLOP_CONVENTION = "6*N_matmul + 12*L*T*d per token (PaLM/nanoGPT; attention non-causal; N_matmul = non-embedding + readout)"
 
@@ -33,34 +32,21 @@ class FlopCount:
     per_token_causal: float  # with the attention term halved
     matmul_params: int
     attention: float  # the 12*L*T*d term
-    convention: str = FLOP_CONVENTION
+    convention: str = FLOP_CONVENTION  # how the figure was counted (printed beside it)
 
 
-def count_params(cfg: ModelConfig) -> ParamCount:
-    L, D, F, V, T = cfg.depth, cfg.width, cfg.mlp_hidden, cfg.vocab_size, cfg.context
-    if V is None:
-        raise ValueError("model.vocab_size must be resolved before counting parameters")
-    norm = D * (2 if cfg.norm == "layernorm" and cfg.bias else 1)
-    attn = 4 * D * D + (4 * D if cfg.bias else 0)
-    n_mats = 3 if cfg.activation == "swiglu" else 2
-    mlp = n_mats * D * F + ((n_mats - 1) * F + D if cfg.bias else 0)
-    blocks = L * (2 * norm + attn + mlp)
-    embedding = V * D + (T * D if cfg.positions == "learned" else 0) + (0 if cfg.tie_embeddings else D * V)
-    non_embedding = blocks + norm
-    return ParamCount(total=non_embedding + embedding, non_embedding=non_embedding, embedding=embedding)
+def count_params(spec) -> ParamCount:
+    """Parameter counts of any registered model's config (its closed form, checked against init's shapes)."""
+    from lmscale.model.registry import get_model
+
+    return get_model(spec).param_count()
 
 
-def count_flops(cfg: ModelConfig, seq_len: int | None = None) -> FlopCount:
-    T = seq_len or cfg.context
-    n = count_params(cfg)
-    matmul = n.non_embedding + cfg.width * cfg.vocab_size
-    attention = 12.0 * cfg.depth * T * cfg.width
-    return FlopCount(
-        per_token=6.0 * matmul + attention,
-        per_token_causal=6.0 * matmul + attention / 2,
-        matmul_params=matmul,
-        attention=attention,
-    )
+def count_flops(spec, seq_len: int | None = None) -> FlopCount:
+    """Training FLOPs per token of any registered model's config."""
+    from lmscale.model.registry import get_model
+
+    return get_model(spec).flop_count(seq_len)
 
 
 def ladder(
@@ -69,21 +55,23 @@ def ladder(
     aspect_ratio: int = 64,
     head_dim: int = 64,
     **common: Any,
-) -> list[ModelConfig]:
+) -> list:
     """A model family from one size dial (nanochat-style) or from explicit shapes.
 
     With `depths`, width = depth * aspect_ratio rounded up to a multiple of `head_dim`, and
     heads = width / head_dim. With `shapes`, each dict gives depth/width/heads (and anything
     else) explicitly. `common` settings (context, vocab_size, norm, ...) apply to every member.
     """
+    from lmscale.model.decoder import DecoderConfig
+
     if (depths is None) == (shapes is None):
         raise ValueError("give exactly one of depths or shapes")
     out = []
     if depths is not None:
         for d in depths:
             width = math.ceil(d * aspect_ratio / head_dim) * head_dim
-            out.append(ModelConfig(**{**common, "depth": d, "width": width, "heads": width // head_dim}))
+            out.append(DecoderConfig(**{**common, "depth": d, "width": width, "heads": width // head_dim}))
     else:
         for s in shapes:
-            out.append(ModelConfig(**{**common, **s}))
+            out.append(DecoderConfig(**{**common, **s}))
     return out

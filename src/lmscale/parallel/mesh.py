@@ -19,11 +19,47 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lmscale.config import MeshConfig
-from lmscale.errors import LmscaleError
-from lmscale.parallel.rules import DEFAULT_RULES, logical_to_mesh
+from pydantic import Field, field_validator, model_validator
 
-MESH_AXES = ("data", "fsdp", "tensor")
+from lmscale.config import Strict
+from lmscale.errors import LmscaleError
+from lmscale.parallel.rules import MESH_AXES, Rules, logical_to_mesh, resolve_rules
+
+
+class MeshConfig(Strict):
+    """Device mesh: sizes of the data, fsdp and tensor axes (-1: all remaining devices), and the
+    sharding rules (logical axis -> mesh axes; entries given here replace the defaults' entries)."""
+
+    data: int = Field(-1, description="data-parallel axis size (-1: the rest of the devices)")
+    fsdp: int = Field(1, description="parameter-sharding axis size")
+    tensor: int = Field(1, description="tensor-parallel axis size")
+    rules: dict[str, tuple[str, ...]] = Field(
+        default_factory=resolve_rules,
+        description="logical axis -> ordered mesh axes, e.g. {mlp: [tensor], embed: [fsdp]}; merged onto the defaults",
+    )
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _merge_rules(cls, v):
+        if not isinstance(v, dict):
+            raise ValueError(f"mesh.rules={v!r}; expected a mapping of logical axis -> list of mesh axes")
+        for name, axes in v.items():
+            if isinstance(axes, str) or not isinstance(axes, (list, tuple)):
+                raise ValueError(f"mesh.rules.{name}={axes!r}; expected a list of mesh axes such as [tensor]")
+        try:
+            return resolve_rules(v)
+        except LmscaleError as err:
+            raise ValueError(str(err)) from None
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "MeshConfig":
+        sizes = {"data": self.data, "fsdp": self.fsdp, "tensor": self.tensor}
+        for k, v in sizes.items():
+            if v == 0 or v < -1:
+                raise ValueError(f"mesh.{k}={v}; expected a positive size or -1")
+        if sum(v == -1 for v in sizes.values()) > 1:
+            raise ValueError("at most one mesh axis may be -1")
+        return self
 
 
 _HOST_FLAG = "--xla_force_host_platform_device_count"
@@ -69,7 +105,8 @@ def make_mesh(cfg: MeshConfig | None = None, devices=None, batch: int | None = N
     return Mesh(grid, MESH_AXES)
 
 
-def batch_axes_size(mesh: Mesh, rules=DEFAULT_RULES) -> int:
+def batch_axes_size(mesh: Mesh, rules: Rules | None = None) -> int:
+    """Devices a batch is split over (the mesh axes of the 'batch' rule)."""
     spec = logical_to_mesh(P("batch"), mesh, rules)[0]
     if spec is None:
         return 1
@@ -77,7 +114,7 @@ def batch_axes_size(mesh: Mesh, rules=DEFAULT_RULES) -> int:
     return int(np.prod([mesh.shape[a] for a in names]))
 
 
-def batch_sharding(mesh: Mesh, leading: int = 0, rules=DEFAULT_RULES) -> NamedSharding:
+def batch_sharding(mesh: Mesh, leading: int = 0, rules: Rules | None = None) -> NamedSharding:
     """Sharding for a batch whose batch axis comes after `leading` unsharded axes."""
     spec = logical_to_mesh(P("batch"), mesh, rules)
     return NamedSharding(mesh, P(*([None] * leading), spec[0]))

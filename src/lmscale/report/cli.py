@@ -1,7 +1,8 @@
 """`lmscale plot SWEEP_OR_CSV`: load scaling data, fit a law, write every figure that applies.
 
 Register on the main app with ``app.command("plot")(plot_command)``. `plot_app` is the same command
-as a stand-alone Typer app (for tests and ``python -m``). Matplotlib is imported only when the
+as a stand-alone Typer app (tests run it through `lmscale.console.run_app`, the CLI's one error
+handler). Matplotlib is imported only when the
 command runs, so registering it costs nothing at start-up.
 """
 
@@ -96,12 +97,7 @@ def plot_command(
 
     Example: lmscale plot sweeps/demo --law chinchilla --bootstrap 200 --out figures/
     """
-    try:
-        paths = make_figures(path, law, out, bootstrap, family, curves, seed)
-    except LmscaleError as err:
-        # One line and exit status 2 also when this command runs outside lmscale.cli.main.
-        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(err.exit_code) from None
+    paths = make_figures(path, law, out, bootstrap, family, curves, seed)
     for p in paths:
         console.print(str(p), highlight=False, soft_wrap=True)
     console.print(f"wrote {len(paths) // 2} figures (PNG + CSV) to {paths[0].parent}/", highlight=False, soft_wrap=True)

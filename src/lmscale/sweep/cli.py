@@ -11,7 +11,10 @@ from rich.table import Table
 from lmscale.console import RichReporter, console, err_console
 from lmscale.errors import LmscaleError
 
-sweep_app = typer.Typer(help="Sweeps over model size N and data D: plan, run (resumable, many workers), status, export.",
+sweep_app = typer.Typer(help="Sweeps over model size N and data D: plan, run (resumable, many workers), status, export.\n\n"
+                        "These are ladders of language models for scaling-law fits; `lmscale icl sweep` is different: "
+                        "it trains the variants of one ICL config and compares each with the reference learners.\n\n"
+                        "Example: lmscale sweep plan configs/emergence/ladder.yaml && lmscale sweep run configs/emergence/ladder.yaml",
                         no_args_is_help=True)
 
 
@@ -25,12 +28,12 @@ def _duration(s: float) -> str:
 
 @sweep_app.command("plan")
 def plan(
-    spec: Path = typer.Argument(..., help="A sweep spec YAML (configs/sweeps/demo.yaml)."),
+    spec: Path = typer.Argument(..., help="A sweep spec YAML (configs/emergence/ladder.yaml)."),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Time a matmul to estimate run times."),
 ):
     """Print the runs a spec expands to (N, D, C, tokens/param, estimated time); trains nothing.
 
-    Example: lmscale sweep plan configs/sweeps/demo.yaml
+    Example: lmscale sweep plan configs/emergence/ladder.yaml
     """
     from lmscale.sweep.estimate import estimate_seconds, flops_rate
     from lmscale.sweep.runner import plan_sweep
@@ -71,7 +74,7 @@ def run(
     Start several workers on one sweep directory (other terminals or hosts sharing the disk) and
     they split the jobs between them.
 
-    Example: lmscale sweep run configs/sweeps/demo.yaml
+    Example: lmscale sweep run configs/emergence/ladder.yaml
     """
     from lmscale.sweep.registry import Registry
     from lmscale.sweep.results import write_results

@@ -88,13 +88,21 @@ def worker_alive(worker: str | None) -> bool | None:
 
 
 class Registry:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, readonly: bool = False):
+        """Open (or create) the registry; `readonly=True` opens an existing one for reading only
+        (no directory, no schema, no write lock: what readers such as the results tables use)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if readonly:
+            where, uri = f"{self.path.resolve().as_uri()}?mode=ro", True
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            where, uri = str(self.path), False
         # autocommit mode; transactions are explicit. A generous busy timeout lets many workers wait.
-        self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        self.db = sqlite3.connect(where, timeout=60.0, isolation_level=None, uri=uri)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA busy_timeout = 60000")
+        if readonly:
+            return
         with self.transaction():
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():

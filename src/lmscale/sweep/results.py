@@ -8,14 +8,15 @@
   grid values, tokens_per_s, train_s, error;
 - ``curves.csv``: run_id, trunk, family, seed, N, N_nonembed, step, D (tokens seen), C, loss — every
   periodic evaluation of every run (Chinchilla Approach 1 takes the envelope of these).
-The `lmscale.laws` loaders read these files; columns N, D, loss are what `lmscale fit` needs.
+The `lmscale.laws` loaders read these files; columns N, D, loss are what `lmscale fit` needs. For a
+sweep that was never exported they use `results_tables(sweep_dir)` instead: the same tables, cell
+for cell, built in memory (it reads the registry read-only and writes nothing).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,15 @@ RESULT_COLUMNS = [
     "best_loss", "steps", "fork_step", "depth", "width", "heads", "tokens_per_s", "train_s", "error",
 ]
 CURVE_COLUMNS = ["run_id", "trunk", "family", "seed", "N", "N_nonembed", "step", "D", "C", "loss"]
+RESULTS_CSV, RESULTS_JSON, CURVES_CSV = "results.csv", "results.json", "curves.csv"
 
 
 def collect_results(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(rows, curves) for every registered run, read from the registry and the run directories."""
+    """(rows, curves) for every registered run, read from the registry (read-only) and the run directories."""
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / REGISTRY).is_file():
         raise LmscaleError(f"{str(sweep_dir)!r} has no {REGISTRY}; expected a sweep directory made by `lmscale sweep run`")
-    reg = Registry(sweep_dir / REGISTRY)
+    reg = Registry(sweep_dir / REGISTRY, readonly=True)
     try:
         runs = reg.runs()
     finally:
@@ -66,22 +68,37 @@ def collect_results(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], list[d
     return rows, curves
 
 
-def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    extra = sorted({k for r in rows for k in r} - set(columns))
+def csv_table(records: list[dict[str, Any]], columns: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows of text cells) of a results table exactly as its CSV file holds them and
+    `csv.DictReader` reads them back: `columns` first, then any other keys sorted; missing cells ''."""
+    header = columns + sorted({k for r in records for k in r} - set(columns))
+    return header, [{k: _cell(r[k]) if k in r else "" for k in header} for r in records]
+
+
+def results_tables(sweep_dir: str | Path) -> dict[str, tuple[list[str], list[dict[str, str]]]]:
+    """The CSV tables of a sweep, built in memory: {"results.csv": (header, rows), "curves.csv": (header, rows)}.
+
+    Cell for cell what `write_results` writes, but nothing is written (the scaling-law loaders use
+    this for a sweep that was never exported).
+    """
+    rows, curves = collect_results(sweep_dir)
+    return {RESULTS_CSV: csv_table(rows, RESULT_COLUMNS), CURVES_CSV: csv_table(curves, CURVE_COLUMNS)}
+
+
+def _csv(header: list[str], rows: list[dict[str, str]]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns + extra, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     w.writeheader()
-    for r in rows:
-        w.writerow({k: _cell(v) for k, v in r.items()})
+    w.writerows(rows)
     return buf.getvalue()
 
 
-def _cell(v: Any) -> Any:
+def _cell(v: Any) -> str:
     if v is None:
         return ""
-    if isinstance(v, float) and math.isfinite(v):
-        return repr(v)  # shortest round-trip form: no precision lost in the CSV
-    return v
+    if isinstance(v, float):
+        return repr(v)  # shortest round-trip form: no precision lost in the CSV ('nan', 'inf' as the csv module writes them)
+    return str(v)
 
 
 def write_results(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
@@ -90,8 +107,8 @@ def write_results(sweep_dir: str | Path, out_dir: str | Path | None = None) -> d
     out = Path(out_dir) if out_dir is not None else sweep_dir
     out.mkdir(parents=True, exist_ok=True)
     rows, curves = collect_results(sweep_dir)
-    paths = {"results_csv": out / "results.csv", "results_json": out / "results.json", "curves_csv": out / "curves.csv"}
-    atomic_write_text(paths["results_csv"], _csv(rows, RESULT_COLUMNS))
+    paths = {"results_csv": out / RESULTS_CSV, "results_json": out / RESULTS_JSON, "curves_csv": out / CURVES_CSV}
+    atomic_write_text(paths["results_csv"], _csv(*csv_table(rows, RESULT_COLUMNS)))
     atomic_write_json(paths["results_json"], rows)
-    atomic_write_text(paths["curves_csv"], _csv(curves, CURVE_COLUMNS))
+    atomic_write_text(paths["curves_csv"], _csv(*csv_table(curves, CURVE_COLUMNS)))
     return paths

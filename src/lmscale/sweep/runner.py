@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from lmscale.config import config_diff, validate_config
+from lmscale.config import config_diff
 from lmscale.data.prepare import prepare_data
 from lmscale.errors import DivergedError, LmscaleError
 from lmscale.fileio import atomic_write_yaml
@@ -38,9 +38,12 @@ from lmscale.sweep.spec import (
     spec_from_dir_record,
     spec_text_for_dir,
 )
-from lmscale.train.loop import Reporter, train
+from lmscale.train import checkpoint
+from lmscale.train.config import validate_config
+from lmscale.train.core import CHECKPOINTS, CONFIG, METRICS, Reporter, is_run_dir
+from lmscale.train.lm import train_ensemble
 from lmscale.train.metrics import read_metrics
-from lmscale.train.run import CHECKPOINTS, CONFIG, METRICS, is_run_dir, resolve_paths
+from lmscale.train.run import resolve_paths
 
 SWEEP_FILE = "sweep.yaml"
 RUNS = "runs"
@@ -231,11 +234,7 @@ def _run_job(sweep: Sweep, reg: Registry, job: str, rep: Reporter) -> tuple[str,
 def _train_group(sweep: Sweep, runs: list[dict[str, Any]], rep: Reporter, stop_at: int | None = None) -> list[dict]:
     cfgs = [validate_config(r["config"], source=r["run_id"]) for r in runs]
     dirs = [sweep.run_dir(r["run_id"]) for r in runs]
-    if len(runs) == 1:
-        return [train(cfgs[0], dirs[0], rep, stop_at=stop_at)]
-    from lmscale.train.ensemble import train_ensemble
-
-    return train_ensemble(cfgs, dirs, rep, stop_at=stop_at)
+    return train_ensemble(cfgs, dirs, rep, stop_at=stop_at)  # one run is an ensemble of one
 
 
 def _fork_branches(sweep: Sweep, reg: Registry, branches: list[dict[str, Any]], by_id, rep: Reporter) -> None:
@@ -267,8 +266,6 @@ def fork_branch(trunk_dir: Path, branch_dir: Path, branch_config: dict[str, Any]
     """
     import json
 
-    from lmscale.train import checkpoint
-
     trunk_dir, branch_dir = Path(trunk_dir), Path(branch_dir)
     if step not in checkpoint.list_steps(trunk_dir / CHECKPOINTS):
         raise LmscaleError(
@@ -285,9 +282,7 @@ def fork_branch(trunk_dir: Path, branch_dir: Path, branch_config: dict[str, Any]
     for name in ("tokenizer.json", "data.json"):
         if (trunk_dir / name).exists():
             shutil.copy2(trunk_dir / name, tmp / name)
-    stem = f"step-{step:08d}"
-    for ext in (".npz", ".json"):
-        shutil.copy2(trunk_dir / CHECKPOINTS / f"{stem}{ext}", tmp / CHECKPOINTS / f"{stem}{ext}")
+    checkpoint.copy(trunk_dir / CHECKPOINTS, step, tmp / CHECKPOINTS)
     if (trunk_dir / METRICS).exists():
         lines = [json.dumps(r) for r in read_metrics(trunk_dir / METRICS) if r.get("step", 0) <= step]
         (tmp / METRICS).write_text("".join(x + "\n" for x in lines), encoding="utf-8")

@@ -27,9 +27,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from lmscale.config import RunConfig, Strict, _format_validation_error, load_yaml
+from lmscale.config import Strict, _format_validation_error, load_yaml
 from lmscale.errors import LmscaleError
 from lmscale.model.sizing import count_flops, count_params
+from lmscale.train.config import RunConfig
 
 SPEC_VERSION = 1
 

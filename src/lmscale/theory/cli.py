@@ -5,8 +5,8 @@ Register in lmscale/cli.py with
     from lmscale.theory.cli import theory_app
     app.add_typer(theory_app, name="theory")
 
-Every command prints `error: <message>` on one line and exits with status 2 on invalid parameters
-(epsilon outside (0, 1), non-positive sizes, d_t < 2, unknown names).
+Invalid parameters (epsilon outside (0, 1), non-positive sizes, d_t < 2, unknown names) raise
+`LmscaleError`, which `lmscale.console.run_app` prints as one line `error: <message>` (exit status 2).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import typer
 from rich.table import Table
 
 from lmscale.console import console, sub_app
-from lmscale.console import fail as _fail
 from lmscale.errors import LmscaleError
 
 theory_app = sub_app(
@@ -75,15 +74,12 @@ def figures_command(
 
     Example: lmscale theory figures --out figures/theory --only emergence --alpha-variant released-code
     """
-    try:
-        from lmscale.theory.figures import write_all
-        from lmscale.theory.skills import SkillParams
+    from lmscale.theory.figures import write_all
+    from lmscale.theory.skills import SkillParams
 
-        p = _params(d_t, epsilon, params_per_concept, tokens_per_text, alpha_variant)
-        sp = SkillParams.make(d_t=d_t, kl_units=kl_units, prereq=prereq)
-        files = write_all(out, p, sp, only)
-    except LmscaleError as err:
-        _fail(err)
+    p = _params(d_t, epsilon, params_per_concept, tokens_per_text, alpha_variant)
+    sp = SkillParams.make(d_t=d_t, kl_units=kl_units, prereq=prereq)
+    files = write_all(out, p, sp, only)
     t = Table(title=f"theory figures ({alpha_variant} alpha, KL in {kl_units})")
     t.add_column("figure", style="bold")
     t.add_column("PNG")
@@ -106,14 +102,11 @@ def optimum_command(
 
     Example: lmscale theory optimum --flops 5.73e23
     """
-    try:
-        from lmscale.theory.optimum import predicted_allocation
+    from lmscale.theory.optimum import predicted_allocation
 
-        p = _params(d_t, epsilon, params_per_concept, tokens_per_text, alpha_variant)
-        C = _numbers(flops, "--flops")
-        sw = predicted_allocation(C, p)
-    except LmscaleError as err:
-        _fail(err)
+    p = _params(d_t, epsilon, params_per_concept, tokens_per_text, alpha_variant)
+    C = _numbers(flops, "--flops")
+    sw = predicted_allocation(C, p)
     t = Table(title=f"compute-optimal allocation (d_t={d_t:g}, ε={epsilon:g}, {params_per_concept:.3g} params/concept, "
                     f"{tokens_per_text:.3g} tokens/text, {alpha_variant} α)")
     for col in ("C (FLOPs)", "N* (params)", "D* (tokens)", "tokens/param", "R* (concepts)", "T* (texts)", "R*/√C",
@@ -142,10 +135,7 @@ def threshold_command(
 
     Example: lmscale theory threshold --dt 6 --epsilon 0.5 --R 1e4 --T 5e4   (or --regular 3,6 --n 1e4)
     """
-    try:
-        rows = _threshold_rows(d_t, epsilon, R, T, regular, n)
-    except LmscaleError as err:
-        _fail(err)
+    rows = _threshold_rows(d_t, epsilon, R, T, regular, n)
     t = Table(title="BP threshold and finite-length waterfall")
     t.add_column("quantity", style="bold")
     t.add_column("published α", justify="right")
@@ -199,10 +189,7 @@ def montecarlo_command(
 
     Example: lmscale theory montecarlo --R 1e3,1e4 --trials 200
     """
-    try:
-        peel_rows, er_rows = _montecarlo(R, trials, texts_per_concept, degrees, vertices, d_t, epsilon, seed)
-    except LmscaleError as err:
-        _fail(err)
+    peel_rows, er_rows = _montecarlo(R, trials, texts_per_concept, degrees, vertices, d_t, epsilon, seed)
     t = Table(title=f"peeling decoder vs the finite-length formula (published α, d_t={d_t:g}, ε={epsilon:g})")
     for col in ("R", "T", "trials", "P_B simulated", "P_B formula", "P_b simulated", "P_b formula", "z (P_b)"):
         t.add_column(col, justify="right")
@@ -278,19 +265,16 @@ def overlay_command(
 
     Example: lmscale theory overlay demo/fit.json --out demo/theory
     """
-    try:
-        from lmscale.theory.ensemble import NVParams
-        from lmscale.theory.overlay import theory_overlay
+    from lmscale.theory.ensemble import NVParams
+    from lmscale.theory.overlay import theory_overlay
 
-        p = NVParams(d_t=d_t, epsilon=epsilon, alpha_variant=alpha_variant)
-        rng = None
-        if c_min is not None or c_max is not None:
-            if c_min is None or c_max is None:
-                raise LmscaleError("give both --c-min and --c-max (FLOPs), or neither")
-            rng = (c_min, c_max)
-        res = theory_overlay(path, out, params=p, tasks=tasks, metric=metric, C_range=rng)
-    except LmscaleError as err:
-        _fail(err)
+    p = NVParams(d_t=d_t, epsilon=epsilon, alpha_variant=alpha_variant)
+    rng = None
+    if c_min is not None or c_max is not None:
+        if c_min is None or c_max is None:
+            raise LmscaleError("give both --c-min and --c-max (FLOPs), or neither")
+        rng = (c_min, c_max)
+    res = theory_overlay(path, out, params=p, tasks=tasks, metric=metric, C_range=rng)
     t = Table(title=f"theory vs the {res.law} law ({res.source})")
     t.add_column("quantity", style="bold")
     t.add_column("value", justify="right")

@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import PartitionSpec as P
 
-from lmscale.config import ModelConfig, ScheduleConfig, TrainConfig
+from lmscale.config import ScheduleConfig, TrainConfig
 from lmscale.model import parametrization
+from lmscale.model.base import ModelSpec
 
 
 def schedule_fn(cfg: ScheduleConfig, peak_lr: float, steps: int):
@@ -79,14 +80,14 @@ def decay_mask(axes):
     return jax.tree_util.tree_map_with_path(mask_for, axes, is_leaf=lambda s: isinstance(s, P))
 
 
-def build_optimizer(cfg: TrainConfig, axes, model: ModelConfig | None = None) -> optax.GradientTransformation:
+def build_optimizer(cfg: TrainConfig, axes, model: ModelSpec | None = None) -> optax.GradientTransformation:
     """Clip + AdamW for params described by `axes`; `model` selects the parametrisation (None: SP)."""
     o = cfg.optimizer
     lr = schedule_fn(cfg.schedule, o.lr, cfg.steps)
     parts = []
     if o.grad_clip is not None:
         parts.append(optax.clip_by_global_norm(o.grad_clip))
-    if model is None or model.parametrization == "sp":
+    if model is None or getattr(model, "parametrization", "sp") == "sp":
         parts.append(
             optax.adamw(learning_rate=lr, b1=o.beta1, b2=o.beta2, eps=o.eps, weight_decay=o.weight_decay, mask=decay_mask(axes))
         )
@@ -95,7 +96,7 @@ def build_optimizer(cfg: TrainConfig, axes, model: ModelConfig | None = None) ->
     return optax.chain(*parts)
 
 
-def _mup_adamw(o, lr, axes, model: ModelConfig) -> list[optax.GradientTransformation]:
+def _mup_adamw(o, lr, axes, model: ModelSpec) -> list[optax.GradientTransformation]:
     """optax.adamw's chain with eps/m and per-parameter LR multipliers (see the module docstring)."""
     return [
         optax.scale_by_adam(b1=o.beta1, b2=o.beta2, eps=o.eps * parametrization.eps_multiplier(model)),

@@ -1,7 +1,8 @@
-"""Run directories: creation, config checks on resume, and loading a finished run.
+"""Language-model run directories: resolving a config for its data, and loading a run.
 
 A run directory holds ``config.yaml`` (the resolved config), ``tokenizer.json``, ``data.json``
-(the prepared data's manifest), ``metrics.jsonl``, ``checkpoints/`` and ``summary.json``.
+(the prepared data's manifest), ``metrics.jsonl``, ``checkpoints/`` and ``summary.json``; the
+training core (`lmscale.train.core`) creates and resumes them.
 """
 
 from __future__ import annotations
@@ -13,32 +14,31 @@ from typing import Any
 import jax
 import yaml
 
-from lmscale.config import MeshConfig, RunConfig, config_diff, validate_config
 from lmscale.data.tokenizers import Tokenizer, load_tokenizer
 from lmscale.errors import LmscaleError
-from lmscale.fileio import atomic_write_yaml, read_json
+from lmscale.fileio import read_json
+from lmscale.train.config import RunConfig, validate_config
+from lmscale.train.core import CHECKPOINTS, CONFIG, METRICS, SUMMARY, is_run_dir
 
-CONFIG = "config.yaml"
-SUMMARY = "summary.json"
-METRICS = "metrics.jsonl"
-CHECKPOINTS = "checkpoints"
+__all__ = ["CHECKPOINTS", "CONFIG", "METRICS", "SUMMARY", "LoadedRun", "check_run_data", "is_run_dir", "load_run",
+           "load_run_config", "resolve_paths", "resolve_vocab"]
 
 
 def resolve_vocab(cfg: RunConfig, tokenizer_vocab: int) -> RunConfig:
-    """Fill model.vocab_size from the tokenizer (padded), or check a given one is large enough."""
+    """Fill model.vocab_size from the tokenizer (padded), or check a given one is large enough
+    (models without a vocabulary are left as they are)."""
     m = cfg.model
+    if "vocab_size" not in type(m).model_fields:
+        return cfg
     if m.vocab_size is None:
-        v = -(-tokenizer_vocab // m.pad_vocab_to) * m.pad_vocab_to
+        pad = getattr(m, "pad_vocab_to", 1)
+        v = -(-tokenizer_vocab // pad) * pad
         return cfg.model_copy(update={"model": m.model_copy(update={"vocab_size": v})})
     if m.vocab_size < tokenizer_vocab:
         raise LmscaleError(
             f"model.vocab_size={m.vocab_size} is smaller than the tokenizer's {tokenizer_vocab}; expected >= {tokenizer_vocab}"
         )
     return cfg
-
-
-def is_run_dir(path: Path) -> bool:
-    return (Path(path) / CONFIG).is_file()
 
 
 def load_run_config(run_dir: Path) -> RunConfig:
@@ -50,31 +50,6 @@ def load_run_config(run_dir: Path) -> RunConfig:
     except yaml.YAMLError as err:
         raise LmscaleError(f"{str(path)!r} is not valid YAML: {err}") from None
     return validate_config(raw, source=str(path))
-
-
-def check_or_write_config(run_dir: Path, cfg: RunConfig) -> bool:
-    """Write the resolved config into a new run dir, or check it matches an existing run.
-
-    Returns True if the directory already held this run (a resume).
-    """
-    run_dir = Path(run_dir)
-    if is_run_dir(run_dir):
-        existing = load_run_config(run_dir)
-        diff = config_diff(existing.to_dict(), cfg.to_dict())
-        if diff:
-            shown = ", ".join(diff[:3]) + (f" and {len(diff) - 3} more" if len(diff) > 3 else "")
-            raise LmscaleError(
-                f"run directory {str(run_dir)!r} holds a run with another config ({shown}); "
-                "expected the same config to resume, or a new --run-dir"
-            )
-        return True
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise LmscaleError(
-            f"run directory {str(run_dir)!r} exists and is not an lmscale run; expected a new or empty directory"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_yaml(run_dir / CONFIG, cfg.to_dict())
-    return False
 
 
 def resolve_paths(cfg: RunConfig) -> RunConfig:
@@ -124,18 +99,20 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, warn=None) -> LoadedRun:
-    """Config, tokenizer and the newest valid checkpoint's parameters of a run (on the host)."""
-    from lmscale.parallel.mesh import make_mesh
+    """Config, tokenizer and the newest usable checkpoint's parameters of a run (on one device)."""
+    from lmscale.model.registry import get_model
     from lmscale.train import checkpoint
-    from lmscale.train.step import build_trainer
+    from lmscale.train.optimizer import build_optimizer
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
-    trainer = build_trainer(cfg, make_mesh(MeshConfig(), jax.devices()[:1]))
-    template = jax.eval_shape(trainer.init_state)
+    model = get_model(cfg.model)
+    optimizer = build_optimizer(cfg.train, model.axes, cfg.model)
+    template = {"params": model.shapes, "opt_state": jax.eval_shape(optimizer.init, model.shapes)}
     ckpt = checkpoint.load_latest(run_dir / CHECKPOINTS, template, warn=warn)
     if ckpt is None:
-        raise LmscaleError(f"run {str(run_dir)!r} has no usable checkpoint; expected checkpoints/step-*.npz")
+        raise LmscaleError(f"run {str(run_dir)!r} has no usable checkpoint; expected checkpoints/step-* (train it first)")
     summary = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).is_file() else None
-    return LoadedRun(cfg, tokenizer, ckpt.state["params"], ckpt.step, summary)
+    params = jax.tree.map(jax.numpy.asarray, ckpt.state["params"])
+    return LoadedRun(cfg, tokenizer, params, ckpt.step, summary)

@@ -15,17 +15,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lmscale.config import ModelConfig
+from lmscale.model.base import ModelSpec
 from lmscale.errors import LmscaleError
 from lmscale.data.tokenizers import CharTokenizer, Tokenizer
-from lmscale.model import transformer
+from lmscale.model.registry import get_model
 
 SAMPLE_STREAM = 0x5A
 
 
 @partial(jax.jit, static_argnames=("cfg", "max_tokens", "top_k", "vocab_limit"))
-def _generate(params, buf, length, key, temperature, cfg: ModelConfig, max_tokens: int, top_k: int, vocab_limit: int):
+def _generate(params, buf, length, key, temperature, cfg: ModelSpec, max_tokens: int, top_k: int, vocab_limit: int):
     T = cfg.context
+    model = get_model(cfg)
     # Ids past the tokenizer's vocabulary (padding of the embedding table) are never sampled.
     valid = jnp.arange(cfg.vocab_size) < vocab_limit
 
@@ -33,7 +34,7 @@ def _generate(params, buf, length, key, temperature, cfg: ModelConfig, max_token
         buf, length = carry
         start = jnp.maximum(0, length - T)
         window = jax.lax.dynamic_slice(buf, (start,), (T,))
-        logits = transformer.apply(params, window[None, :], cfg)[0, length - 1 - start]
+        logits = model.apply(params, window[None, :])[0, length - 1 - start]
         logits = jnp.where(valid, logits, -jnp.inf)
         k = jax.random.fold_in(key, i)
         if top_k > 0:
@@ -51,7 +52,7 @@ def _generate(params, buf, length, key, temperature, cfg: ModelConfig, max_token
 
 def generate(
     params,
-    cfg: ModelConfig,
+    cfg: ModelSpec,
     prompt_ids: np.ndarray,
     max_tokens: int = 200,
     temperature: float = 0.8,

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lmscale.config import validate_config
 from lmscale.errors import LmscaleError
-from lmscale.model import coord_check as coord_check_module
-from lmscale.model.cli import mup_app
-from lmscale.model.coord_check import FLAT_TOL, coord_check
+from lmscale.mup import coord_check as coord_check_module
+from lmscale.mup.cli import mup_app
+from lmscale.mup.coord_check import FLAT_TOL, coord_check
+from lmscale.train.config import validate_config
 from tests.helpers import tiny_config, write_yaml
 
 WIDTHS = (32, 64, 128, 256)

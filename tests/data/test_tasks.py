@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from lmscale.emergence import tasks as T
+from lmscale.data import tasks as T
 from lmscale.errors import LmscaleError
 
 

@@ -58,8 +58,8 @@ def coord_check_cmd(
 
     Example: lmscale mup coord-check configs/baby-gpt.yaml --widths 32,64,128,256 --lr 1e-2 --out coord-check
     """
-    from lmscale.config import load_config
-    from lmscale.model.coord_check import FLAT_TOL, check_arguments, coord_check, plot, write_slopes_csv
+    from lmscale.train.config import load_config
+    from lmscale.mup.coord_check import FLAT_TOL, check_arguments, coord_check, plot, write_slopes_csv
 
     ws = parse_widths(widths)
     if parametrization not in ("mup", "sp", "both"):

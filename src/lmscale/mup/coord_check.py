@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 from pydantic import ValidationError
 
-from lmscale.config import ModelConfig, RunConfig, TrainConfig, _format_validation_error
+from lmscale.config import TrainConfig, format_validation_error
 from lmscale.errors import LmscaleError
-from lmscale.model import transformer
+from lmscale.model.decoder import DecoderConfig, cross_entropy
+from lmscale.model.registry import get_model
+from lmscale.train.config import RunConfig
 
 DEFAULT_WIDTHS = (32, 64, 128, 256)
 # |log-log slope| below which an activation counts as flat in width. Measured on the test's tiny
@@ -98,12 +98,12 @@ class CoordCheckResult:
                 for name, row in self.slopes().items() for t, v in enumerate(row)]
 
 
-def _width_config(base: ModelConfig, width: int, parametrization: str, base_width: int) -> ModelConfig:
+def _width_config(base: DecoderConfig, width: int, parametrization: str, base_width: int) -> DecoderConfig:
     raw = base.model_dump() | {"width": width, "parametrization": parametrization, "mup_base_width": base_width}
     try:
-        return ModelConfig.model_validate(raw)
+        return DecoderConfig.model_validate(raw)
     except ValidationError as err:
-        raise LmscaleError(f"coord-check width {width}: " + _format_validation_error(err, "(model)")) from None
+        raise LmscaleError(f"coord-check width {width}: " + format_validation_error(err, "(model)")) from None
 
 
 def check_arguments(base_cfg: RunConfig, widths: Sequence[int], steps: int, lr: float | None, parametrization: str) -> None:
@@ -125,39 +125,33 @@ def check_arguments(base_cfg: RunConfig, widths: Sequence[int], steps: int, lr: 
         _width_config(base_cfg.model, w, parametrization, base_cfg.model.mup_base_width or min(widths))
 
 
-def _train_one(mcfg: ModelConfig, tcfg: TrainConfig, batches: list[np.ndarray], seed: int):
-    """Activation sizes (dict name -> (steps+1,)) and losses of one width over len(batches)-1 Adam steps."""
+def _train_one(mcfg: DecoderConfig, tcfg: TrainConfig, batches: list[np.ndarray], seed: int):
+    """Activation sizes (dict name -> (steps+1,)) and losses of one width over len(batches) Adam
+    steps on the training core (in memory, one device). Sizes come from each step's forward pass,
+    before its update; the last update is unused (one compiled program per width instead of two)."""
+    from lmscale.parallel.mesh import MeshConfig, make_mesh
+    from lmscale.train.core import FnHook, Member, fit
     from lmscale.train.optimizer import build_optimizer
+    from lmscale.train.step import build_trainer
 
-    holder = {}
+    model = get_model(mcfg)
 
-    def init_params(key):  # jitted, as the trainer's init: one compilation instead of one per op and shape
-        params, holder["axes"] = transformer.init(mcfg, key)
-        return params
+    def loss_and_stats(params, batch, rng):
+        del rng  # evaluation mode: no dropout
+        logits, stats = model.apply_with_stats(params, batch[:, :-1])
+        return cross_entropy(logits, batch[:, 1:]).mean(), {"stats": stats}
 
-    params = jax.jit(init_params)(jax.random.fold_in(jax.random.key(seed), transformer.INIT_STREAM))
-    opt = build_optimizer(tcfg, holder["axes"], mcfg)
-
-    def loss_and_stats(p, batch):
-        logits, stats = transformer.apply_with_stats(p, batch[:, :-1], mcfg)
-        logz = jax.nn.logsumexp(logits, axis=-1)
-        picked = jnp.take_along_axis(logits, batch[:, 1:, None], axis=-1)[..., 0]
-        return (logz - picked).mean(), stats
-
-    @jax.jit
-    def step(p, opt_state, batch):
-        (loss, stats), grads = jax.value_and_grad(loss_and_stats, has_aux=True)(p, batch)
-        updates, opt_state = opt.update(grads, opt_state, p)
-        return optax.apply_updates(p, updates), opt_state, loss, stats
-
-    opt_state = opt.init(params)
+    mesh_cfg = MeshConfig(data=1)
+    trainer = build_trainer(model, build_optimizer(tcfg, model.axes, mcfg), make_mesh(mesh_cfg, jax.devices()[:1]),
+                            rules=mesh_cfg.rules, batch_size=len(batches[0]), loss=loss_and_stats)
     records, losses = [], []
-    for batch in batches:
-        # Stats come from the forward pass before this step's update; the last update is unused
-        # (one compiled program per width instead of two).
-        params, opt_state, loss, stats = step(params, opt_state, jnp.asarray(batch, jnp.int32))
-        records.append(jax.device_get(stats))
-        losses.append(float(loss))
+
+    def record(run) -> None:
+        records.append(jax.tree.map(lambda x: x[0], run.metrics["stats"]))
+        losses.append(float(run.metrics["loss"][0]))
+
+    member = Member(seed=seed, batches=lambda step: np.asarray(batches[step], np.int32))
+    fit(trainer, [member], len(batches), [FnHook(record, every=1, at_end=True)])
     sizes = {"embedding": np.array([r["embedding"] for r in records])}
     for i in range(mcfg.depth):
         for kind in ("attn", "mlp", "residual"):

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lmscale.emergence.tasks import parse_tasks
+from lmscale.data.tasks import parse_tasks
 from lmscale.errors import LmscaleError
 
 DEFAULT_NAME = "skills-mixture"
@@ -145,7 +145,7 @@ def _with_shakespeare(lines: list[str], fraction: float, plays: list[str], rng: 
 
 def mixture_corpus(corpus: str):
     """The mixture as an `lmscale.data.corpus.Corpus` (one train and one validation document)."""
-    from lmscale.data.corpus import Corpus
+    from lmscale.data.corpus import Corpus  # here, not at the top: lmscale.data.corpus imports this module
 
     spec = parse_mixture(corpus)
     train, train_ids = mixture_lines(spec, "train", spec.lines)

@@ -3,8 +3,8 @@ import pytest
 
 from lmscale.config import DataConfig
 from lmscale.data.corpus import load_corpus, resolve_source
-from lmscale.emergence import mixture as M
-from lmscale.emergence.tasks import get_task
+from lmscale.data import mixture as M
+from lmscale.data.tasks import get_task
 from lmscale.errors import LmscaleError
 
 SMALL = "skills:add2,recall,parity,mod97;lines=20000;val_lines=400;zipf=1.3;seed=4"

@@ -1,0 +1,185 @@
+"""The training core itself: hook schedule, ensembles of one, micro-batch averaging, a member that
+diverges while the others train on, and in-memory runs."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lmscale.errors import DivergedError
+from lmscale.model.decoder import DecoderConfig
+from lmscale.model.registry import get_model
+from lmscale.parallel.mesh import MeshConfig, make_mesh
+from lmscale.train import core
+from lmscale.train.config import validate_config
+from lmscale.train.core import Checkpoints, FnHook, Hook, Member, StopOnDivergence, TrainLog, add_hook, fit
+from lmscale.train.optimizer import build_optimizer
+from lmscale.train.step import build_trainer, member_keys, shard_batch
+
+V, T, B = 13, 8, 4
+MESH = MeshConfig(data=1)
+
+
+def tiny_trainer(grad_accum=1, members=1, loss=None, **model_kw):
+    cfg = validate_config({"model": {"depth": 1, "width": 16, "heads": 2, "context": T, "vocab_size": V, **model_kw},
+                           "train": {"steps": 10, "batch_size": B, "grad_accum": grad_accum,
+                                     "schedule": {"kind": "constant", "warmup": 0}}})
+    model = get_model(cfg.model)
+    return build_trainer(model, build_optimizer(cfg.train, model.axes, cfg.model), make_mesh(MESH, jax.devices()[:1]),
+                         rules=MESH.rules, batch_size=B, grad_accum=grad_accum, members=members, loss=loss)
+
+
+def batches(seed):
+    def at(step):
+        return np.random.default_rng([seed, step]).integers(0, V - 1, (B, T + 1)).astype(np.int32)
+
+    return at
+
+
+class Recorder(Hook):
+    def __init__(self, every):
+        self.every, self.calls = every, []
+
+    def start(self, run):
+        self.calls.append(("start", run.step))
+
+    def step(self, run):
+        self.calls.append(("step", run.step))
+
+    def end(self, run):
+        self.calls.append(("end", run.step))
+
+    def pause(self, run):
+        self.calls.append(("pause", run.step))
+
+    def close(self, run):
+        self.calls.append(("close", run.step))
+
+
+def test_hooks_run_every_n_steps_then_end_or_pause():
+    rec = Recorder(every=3)
+    fit(tiny_trainer(), [Member(seed=0, batches=batches(0))], 10, [rec])
+    assert rec.calls == [("start", 0), ("step", 3), ("step", 6), ("step", 9), ("end", 10), ("close", 10)]
+    rec = Recorder(every=3)
+    fit(tiny_trainer(), [Member(seed=0, batches=batches(0))], 10, [rec], stop_at=7)
+    assert rec.calls == [("start", 0), ("step", 3), ("step", 6), ("pause", 7), ("close", 7)]
+
+
+def test_add_hook_levanter_style_and_in_memory_runs_are_deterministic():
+    def run_once():
+        losses, hooks = [], []
+        add_hook(hooks, lambda run: losses.append(float(run.metrics["loss"][0])), every=1, at_end=True)
+        fit(tiny_trainer(dropout=0.1), [Member(seed=5, batches=batches(5))], 6, hooks)
+        return losses
+
+    a, b = run_once(), run_once()
+    assert len(a) == 6 and a == b and a[-1] < a[0]
+
+
+def program(hlo: str) -> str:
+    """A compiled module's text without its debug information (source files, Python stack frames)."""
+    import re
+
+    keep = [ln for ln in hlo.splitlines()
+            if not re.match(r"^(\d+ |FileNames|FunctionNames|FileLocations|StackFrames)", ln)]
+    return re.sub(r",? metadata=\{[^{}]*\}", "", "\n".join(keep))
+
+
+def test_a_single_run_compiles_to_the_program_of_an_ensemble_member(monkeypatch, text_corpus, tmp_path):
+    """`train(cfg)` is `train_ensemble([cfg])`; and each member of a CPU ensemble (c = 1) runs that
+    same executable: the compiled step's HLO is the same text."""
+    from lmscale.train import lm
+    from tests.helpers import tiny_config
+
+    built = []
+    real = lm.build_trainer
+
+    def spy(*a, **kw):
+        built.append(real(*a, **kw))
+        return built[-1]
+
+    monkeypatch.setattr(lm, "build_trainer", spy)
+    cfg = validate_config(tiny_config(text_corpus, **{"train.steps": 2, "train.eval_every": 2, "train.schedule.warmup": 1}))
+    lm.train(cfg, tmp_path / "single")
+    lm.train_ensemble([cfg, cfg.model_copy(update={"seed": 4, "name": "other"})], [tmp_path / "a", tmp_path / "b"])
+    lm.train_ensemble([cfg, cfg.model_copy(update={"seed": 4, "name": "other"})], [tmp_path / "c", tmp_path / "d"],
+                      vmap_members=2)
+    texts = []
+    for tr in built:
+        keys = member_keys([0] * tr.members)
+        state = jax.eval_shape(tr.init_state, keys[0])
+        batch = shard_batch(tr, np.zeros((tr.members, cfg.train.batch_size, cfg.model.context + 1), np.int32))
+        texts.append(program(tr.train_step.lower(state, batch, jnp.int32(0), keys[1]).compile().as_text()))
+    assert [tr.members for tr in built] == [1, 1, 2]
+    assert texts[0] == texts[1]
+    assert texts[2] != texts[0]  # a vmapped chunk of two is another program
+
+
+def test_micro_batches_are_averaged_not_summed():
+    """grad_accum=2 on the same rows is the same optimizer step as one batch: the mean of the
+    micro-batch gradients is the gradient of the mean loss (a sum would double the gradient norm)."""
+    out = []
+    for accum in (1, 2):
+        tr = tiny_trainer(grad_accum=accum)
+        init_keys, roots = member_keys([3])
+        state = tr.init_state(init_keys)
+        state, m = tr.train_step(state, shard_batch(tr, batches(3)(0)[None]), jnp.int32(0), roots)
+        out.append((float(m["loss"][0]), float(m["grad_norm"][0]), jax.device_get(state["params"])))
+    (l1, g1, p1), (l2, g2, p2) = out
+    assert l2 == pytest.approx(l1, rel=1e-6) and g2 == pytest.approx(g1, rel=1e-5)
+    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_diverging_member_stops_and_the_others_train_on(tmp_path):
+    """Member 1's batches carry a marker from step 4 on that makes its loss NaN: it is marked
+    diverged with its last good checkpoint; member 0 finishes; the error names member 1."""
+    model = get_model(DecoderConfig(depth=1, width=16, heads=2, context=T, vocab_size=V))
+
+    def loss(params, batch, rng):
+        base, aux = model.loss(params, batch, rng)
+        return jnp.where(jnp.any(batch == V - 1), jnp.nan, base), aux
+
+    def poisoned(step):
+        b = batches(1)(step)
+        if step >= 4:
+            b[0, 0] = V - 1
+        return b
+
+    tr = tiny_trainer(loss=loss)
+    members = [Member(seed=0, batches=batches(0), run_dir=tmp_path / "m0", config={"seed": 0}, name="m0"),
+               Member(seed=1, batches=poisoned, run_dir=tmp_path / "m1", config={"seed": 1}, name="m1")]
+    hooks = [StopOnDivergence(), TrainLog(1), Checkpoints(every=2, keep=5)]
+    with pytest.raises(DivergedError, match=r"member 1 \('m1'\) diverged at step 5: loss is nan; the last good "
+                                            r"checkpoint \(step 4\) is kept.*the other 1 member\(s\) trained on"):
+        fit(tr, members, 10, hooks)
+    s0, s1 = (json.loads((tmp_path / m / "summary.json").read_text()) for m in ("m0", "m1"))
+    assert (s0["status"], s0["step"]) == ("done", 10) and (s1["status"], s1["step"]) == ("diverged", 5)
+    from lmscale.train import checkpoint
+
+    assert checkpoint.list_steps(tmp_path / "m1" / "checkpoints") == [2, 4]
+    assert checkpoint.list_steps(tmp_path / "m0" / "checkpoints")[-1] == 10
+    recs = [json.loads(x) for x in (tmp_path / "m1" / "metrics.jsonl").read_text().splitlines()]
+    assert recs[-1]["kind"] == "diverged" and max(r["step"] for r in recs if r["kind"] == "train") == 4
+
+
+def test_fn_hooks_and_in_memory_members_write_no_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    fit(tiny_trainer(), [Member(seed=0, batches=batches(0))], 4, [TrainLog(2), FnHook(lambda r: seen.append(r.step), 2)])
+    assert seen == [2] and list(tmp_path.iterdir()) == []
+
+
+def test_open_run_dir_refuses_another_config_and_a_foreign_directory(tmp_path):
+    m = Member(seed=0, batches=batches(0), run_dir=tmp_path / "r", config={"a": 1})
+    assert core.open_run_dir(m) == (False, False)
+    assert core.open_run_dir(m) == (True, False)
+    with pytest.raises(Exception, match=r"another config \(a \(1 -> 2\)\)"):
+        core.open_run_dir(Member(seed=0, batches=batches(0), run_dir=tmp_path / "r", config={"a": 2}))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x").write_text("mine")
+    with pytest.raises(Exception, match="is not an lmscale run"):
+        core.open_run_dir(Member(seed=0, batches=batches(0), run_dir=tmp_path / "junk", config={}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk", "r"]  # no temporaries left
