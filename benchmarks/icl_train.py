@@ -2,11 +2,10 @@
 """ICL training speed: ms/step of the Garg small GPT and of von Oswald's LSA, as `lmscale icl train` runs them.
 
 Times the training core's loop (`lmscale.train.core.fit`, in memory: no run directory) on the
-trainer `lmscale.icl.train.train` builds, with its batch source (fresh prompts from (seed, step)):
-per step, the compiled step's dispatch, the next step's prompts (a compiled program; stacked
-over members and put on the device by the core) and reading the step's metrics. Compilation
-happens before the loop; the first --warmup steps are not timed. Beside it, in the same rounds
-(so every layout sees the same load on a shared machine):
+trainer `lmscale.icl.train.train` builds: prompts drawn from (seed, step) inside the compiled
+program, up to train.log_every steps per call (as `lmscale icl train` runs), metrics read after
+each call. Compilation happens before the loop. Beside it, in the same rounds (so every layout
+sees the same load on a shared machine):
 
 - ``chunked scan``: the loop ICL ran before the training core, rebuilt from the same model,
   optimizer and prompts: --steps steps in one `lax.scan` (prompts drawn inside), one dispatch
@@ -83,6 +82,7 @@ def main() -> int:
 
     class Timer(core.Hook):
         every = 1
+        needs_state = False  # reads step times only: the core may run many steps per call
 
         def start(self, run):
             self.times, self.faults = [], []
@@ -100,7 +100,7 @@ def main() -> int:
 
         def run() -> tuple[float, float]:
             timer = Timer()
-            core.fit(trainer, members, args.warmup + n, [timer])
+            core.fit(trainer, members, args.warmup + n, [timer], steps_per_call=cfg.train.log_every)
             return 1000 * sum(timer.times[args.warmup:]) / n, (timer.faults[-1] - timer.faults[args.warmup - 1]) / n
 
         return run

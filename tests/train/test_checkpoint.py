@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -144,12 +143,13 @@ def test_checkpoints_of_the_npz_format_before_orbax_still_load(tmp_path):
 
 
 KILLED_SAVER = """
-import sys
+import os, sys
 import jax.numpy as jnp
 from lmscale.train import checkpoint
 d = sys.argv[1]
 checkpoint.save(d, 1, {"w": jnp.full((3, 40), 1.0)}, keep=5)
 print("saved 1", flush=True)
+os.environ[checkpoint.SAVE_DELAY_ENV] = "30"  # the second save sleeps between its arrays and its marker
 checkpoint.save(d, 2, {"w": jnp.full((3, 40), 2.0)}, keep=5)
 print("saved 2", flush=True)
 """
@@ -158,8 +158,7 @@ print("saved 2", flush=True)
 def test_sigkill_between_the_arrays_and_the_marker_keeps_the_previous_checkpoint(tmp_path):
     """A deterministic kill inside the save: the arrays of step 2 are on disk, its marker is not."""
     d = tmp_path / "ck"
-    env = dict(os.environ, **{checkpoint.SAVE_DELAY_ENV: "30"})
-    p = subprocess.Popen([sys.executable, "-c", KILLED_SAVER, str(d)], env=env, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-c", KILLED_SAVER, str(d)], stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
         while not (d / "step-00000002" / "_CHECKPOINT_METADATA").exists() and p.poll() is None and time.time() < deadline:

@@ -1,6 +1,7 @@
 """The training core itself: hook schedule, ensembles of one, micro-batch averaging, a member that
 diverges while the others train on, and in-memory runs."""
 
+import functools
 import json
 
 import jax
@@ -22,6 +23,7 @@ V, T, B = 13, 8, 4
 MESH = MeshConfig(data=1)
 
 
+@functools.cache  # one compiled step per variant for the whole module
 def tiny_trainer(grad_accum=1, members=1, loss=None, **model_kw):
     cfg = validate_config({"model": {"depth": 1, "width": 16, "heads": 2, "context": T, "vocab_size": V, **model_kw},
                            "train": {"steps": 10, "batch_size": B, "grad_accum": grad_accum,
@@ -183,3 +185,60 @@ def test_open_run_dir_refuses_another_config_and_a_foreign_directory(tmp_path):
     with pytest.raises(Exception, match="is not an lmscale run"):
         core.open_run_dir(Member(seed=0, batches=batches(0), run_dir=tmp_path / "junk", config={}))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk", "r"]  # no temporaries left
+
+
+def device_batch_fn(seed, step):
+    """Token windows drawn from (seed, step) with jax.random: a batch source the core can trace."""
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(7), seed), step)
+    return jax.random.randint(key, (B, T + 1), 0, V - 1)
+
+
+def device_trainer():
+    cfg = DecoderConfig(depth=1, width=16, heads=2, context=T, vocab_size=V)
+    model = get_model(cfg)
+    tcfg = validate_config({"train": {"steps": 10, "batch_size": B, "schedule": {"kind": "constant", "warmup": 0}}}).train
+    return build_trainer(model, build_optimizer(tcfg, model.axes, cfg), make_mesh(MESH, jax.devices()[:1]),
+                         rules=MESH.rules, batch_size=B, batch_fn=device_batch_fn)
+
+
+def test_device_batches_run_between_state_hooks_in_one_call_and_resume_bitwise(tmp_path):
+    tr = device_trainer()
+    calls = []
+    real = tr._run_steps
+    tr._run_steps = lambda n: calls.append(n) or real(n)
+
+    def run(d, stop_at=None):
+        log = TrainLog(1)
+        m = Member(seed=2, batches=None, run_dir=d, config={"seed": 2})
+        fit(tr, [m], 10, [StopOnDivergence(), log, Checkpoints(every=4, keep=5)], stop_at=stop_at, steps_per_call=3)
+        return [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+
+    full = run(tmp_path / "full")
+    # One program: every call (ending at multiples of 3 and of 4, the checkpoints) is a scan of 3.
+    assert calls == [3]
+    assert [r["step"] for r in full if r["kind"] == "train"] == list(range(1, 11))  # replayed per step
+    run(tmp_path / "paused", stop_at=5)  # calls 0-3, 3-4, 4-5; then 5-6, 6-8, ... instead of 4-6
+    resumed = run(tmp_path / "paused")
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in full]
+    from lmscale.train import checkpoint
+
+    a, b = (checkpoint.load(d / "checkpoints", 10, tr.abstract_member_state()).state for d in
+            (tmp_path / "full", tmp_path / "paused"))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_device_batches_compute_the_host_loop_s_steps():
+    """The same batches drawn in the program or on the host: the same training, step for step."""
+    tr = device_trainer()
+    host = tiny_trainer()
+    losses = {}
+    for name, trainer, kw in (("device", tr, {"steps_per_call": 5}), ("host", host, {})):
+        got = []
+        hook = FnHook(lambda run, got=got: got.append(float(run.metrics["loss"][0])), every=1, at_end=True,
+                      needs_state=False)
+        src = jax.jit(device_batch_fn)
+        fit(trainer, [Member(seed=3, batches=lambda step: np.asarray(src(3, step)))], 10, [hook], **kw)
+        losses[name] = got
+    np.testing.assert_allclose(losses["device"], losses["host"], rtol=2e-6)
+    assert len(losses["device"]) == 10

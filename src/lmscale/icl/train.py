@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -85,33 +86,34 @@ def batch_for_step(cfg: ICLConfig, seed, step, d_active=None):
 def _prompts_key(cfg: ICLConfig) -> str:
     """What fixes the prompt function (the seed and step are its arguments)."""
     return json.dumps({"task": cfg.task.model_dump(mode="json"), "n": cfg.n_points, "batch": cfg.train.batch_size,
-                       "curriculum": cfg.train.curriculum is not None}, sort_keys=True)
+                       "curriculum": None if cfg.train.curriculum is None else cfg.train.curriculum.model_dump()},
+                      sort_keys=True)
 
 
-def _prompt_fn(cfg: ICLConfig) -> Callable:
-    """Compiled ``(seed, step, d_active, n_active) -> {"xs", "ys", "mask"}``: `batch_for_step` and the
-    mask of the predicted positions (the first n_active), one program for every step."""
-    curriculum = cfg.train.curriculum is not None
+def batch_fn(cfg: ICLConfig) -> Callable:
+    """Jittable ``(seed, step) -> {"xs": (B, k, d), "ys": (B, k), "mask": (B, k)}``: `batch_for_step`
+    with the curriculum at `step` (d_active, and the mask of the predicted positions, the first
+    n_active), traced, so the training core draws prompts inside the compiled steps."""
+    c = cfg.train.curriculum
 
-    def make():
-        def fn(seed, step, d_active, n_active):
-            b = batch_for_step(cfg, seed, step, d_active if curriculum else None)
-            mask = (jnp.arange(cfg.n_points) < n_active).astype(jnp.float32)
-            return {"xs": b.xs, "ys": b.ys, "mask": jnp.broadcast_to(mask, b.ys.shape)}
+    def active(sched, step):  # `Schedule.at`, traced
+        return jnp.minimum(sched.end, sched.start + sched.inc * (step // sched.interval))
 
-        return fn
+    def fn(seed, step):
+        d_act, n_act = (None, cfg.n_points) if c is None else (active(c.dims, step), active(c.points, step))
+        b = batch_for_step(cfg, seed, step, d_act)
+        mask = (jnp.arange(cfg.n_points) < n_act).astype(jnp.float32)
+        return {"xs": b.xs, "ys": b.ys, "mask": jnp.broadcast_to(mask, b.ys.shape)}
 
-    return icl_model.compiled(("prompts", _prompts_key(cfg)), make)
+    return fn
 
 
 def batches(cfg: ICLConfig, seed: int) -> Callable[[int], dict[str, Any]]:
-    """Member `seed`'s batch source: step -> ``{"xs": (B, k, d), "ys": (B, k), "mask": (B, k)}``, a pure
-    function of (seed, step) with the curriculum's d_active and n_active at that step."""
-    fn = _prompt_fn(cfg)
+    """Member `seed`'s batch source on the host side: step -> `batch_fn(cfg)(seed, step)` (compiled once)."""
+    fn = icl_model.compiled(("prompts", _prompts_key(cfg)), lambda: batch_fn(cfg))
 
     def batch(step: int) -> dict[str, Any]:
-        d_act, n_act = curriculum_at(cfg, step)
-        return fn(jnp.int32(seed), jnp.int32(step), jnp.int32(d_act), jnp.int32(n_act))
+        return fn(jnp.int32(seed), jnp.int32(step))
 
     return batch
 
@@ -137,7 +139,8 @@ def icl_trainer(cfg: ICLConfig, members: int = 1) -> Trainer:
         t = cfg.train
         opt = build_optimizer(TrainConfig(steps=t.steps, batch_size=t.batch_size, optimizer=t.optimizer, schedule=t.schedule),
                               model.axes)
-        return build_trainer(model, opt, mesh, rules=rules, batch_size=t.batch_size, members=members)
+        return build_trainer(model, opt, mesh, rules=rules, batch_size=t.batch_size, members=members,
+                             batch_fn=batch_fn(cfg))
 
     return icl_model.cached(("trainer", trainer_key(cfg), members), make)
 
@@ -224,10 +227,14 @@ def train(cfg: ICLConfig, run_dir: str | Path, reporter: Reporter | None = None,
         return (f"{cfg.name}: {cfg.model.kind}, {counts.total:,} params ({counts.garg_convention:,} in Garg's convention), "
                 f"{k} seed(s){how}, {jax.default_backend()}")
 
+    # Prompts are drawn inside the compiled steps, log_every steps per call (as the lab's own loop did
+    # before the training core, whose chunked scan it keeps the speed of; benchmarks/icl_train.py).
+    run = partial(core.fit, trainer, members, t.steps, hooks, stop_at=stop_at, reporter=rep, describe=describe,
+                  steps_per_call=t.log_every)
     if k == 1:
-        return core.fit(trainer, members, t.steps, hooks, stop_at=stop_at, reporter=rep, describe=describe)[0]
+        return run()[0]
     try:
-        core.fit(trainer, members, t.steps, hooks, stop_at=stop_at, reporter=rep, describe=describe)
+        run()
     except DivergedError:
         _write_group_summary(cfg, run_dir, dirs)
         raise

@@ -18,6 +18,11 @@ keeps a size-1 vmap axis in its kernels (10-15% slower) and copies a donated sta
 reshaped around the step.
 
 Optimizer-state shardings come from `optax.tree_map_params` (moments shard like their params).
+
+A trainer built with a `batch_fn` (a jittable ``(seed, step) -> batch`` of one member, such as the
+ICL lab's prompt sampler) draws its batches inside the compiled program and runs n steps per call
+(`run_steps(n)`: a `lax.scan` over the steps), so small models are not held back by a dispatch
+and a separate batch program per step.
 """
 
 from __future__ import annotations
@@ -90,6 +95,16 @@ class Trainer:
     init_state: Callable
     train_step: Callable
     member_init: Callable  # one member's init from its key (unjitted)
+    batch_fn: Callable | None = None  # jittable (seed, step) -> one member's batch, drawn in the program
+    _run_steps: Any = None  # n -> compiled n-step function (device batches only)
+
+    def run_steps(self, length: int) -> Callable:
+        """``f(state, step0, n, seeds, dropout_roots) -> (state, metrics)``: steps step0 .. step0 + n - 1
+        (n <= `length`) with batches from `batch_fn`, in one compiled call of `length` iterations;
+        metrics stacked (length, members, ...), those past n zero."""
+        if self.batch_fn is None:
+            raise ValueError("run_steps needs a trainer built with batch_fn")
+        return self._run_steps(length)
 
     @property
     def stacked(self) -> bool:
@@ -123,8 +138,10 @@ def build_trainer(
     grad_accum: int = 1,
     members: int = 1,
     loss: LossFn | None = None,
+    batch_fn: Callable | None = None,
 ) -> Trainer:
-    """The trainer of `model` with `loss` (default `model.loss`) for chunks of `members` members.
+    """The trainer of `model` with `loss` (default `model.loss`) for chunks of `members` members
+    (`batch_fn`: batches drawn inside the program, see the module docstring).
 
     A member with seed s computes what a single run with seed s does: its init is bitwise the
     same, its steps too for c = 1 and up to float summation order for c > 1.
@@ -202,8 +219,51 @@ def build_trainer(
         out_shardings=(state_shardings, None),
         donate_argnums=(0,),
     )
+    run_steps = None
+    if batch_fn is not None:
+        compiled: dict[int, Callable] = {}
+        split = partial(_split_micro, grad_accum)
+
+        def member_batch(seed, step):
+            return jax.tree.map(split, batch_fn(seed, step))
+
+        def one_step(state, step, seeds, dropout_roots):
+            if members == 1:
+                batch = jax.tree.map(lambda x: x[None], member_batch(seeds[0], step))
+            else:
+                batch = jax.vmap(member_batch, in_axes=(0, None))(seeds, step)
+            if mesh.devices.size > 1:
+                batch = jax.lax.with_sharding_constraint(batch, b_shard)
+            return step_fn(state, batch, step, dropout_roots)
+
+        def steps_fn(state, step0, n_active, seeds, dropout_roots, length):
+            # Always `length` iterations, the ones past `n_active` skipped: every call runs the same
+            # program whatever its number of steps, so where calls begin and end (a resume, a
+            # pause) cannot change a single bit (a 1-step scan compiles to other code than a longer one).
+            metrics_shape = jax.eval_shape(one_step, state, step0, seeds, dropout_roots)[1]
+
+            def body(state, i):
+                def skip(state):
+                    return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
+
+                return jax.lax.cond(i < n_active, lambda st: one_step(st, step0 + i, seeds, dropout_roots), skip, state)
+
+            return jax.lax.scan(body, state, jnp.arange(length, dtype=jnp.int32))
+
+        def run_steps(length: int) -> Callable:
+            if length not in compiled:
+                compiled[length] = jax.jit(partial(steps_fn, length=length),
+                                           in_shardings=(state_shardings, None, None, None, None),
+                                           out_shardings=(state_shardings, None), donate_argnums=(0,))
+            return compiled[length]
+
     return Trainer(model, mesh, rules, optimizer, grad_accum, members, state_shardings, member_shardings, b_shard,
-                   batch_sharding(mesh, leading=0, rules=rules), init_state, jit_train, init_fn)
+                   batch_sharding(mesh, leading=0, rules=rules), init_state, jit_train, init_fn, batch_fn, run_steps)
+
+
+def _split_micro(grad_accum: int, x):
+    """(batch_size, ...) -> (grad_accum, micro_batch, ...)."""
+    return x.reshape(grad_accum, x.shape[0] // grad_accum, *x.shape[1:])
 
 
 def _leading(s: NamedSharding, axis: str | None) -> NamedSharding:
