@@ -23,7 +23,8 @@ def test_demo_runs_fits_and_reports(text_corpus, tmp_path, sweep_spec_factory):
     res = run_demo(tmp_path / "demo", n_bootstrap=50, spec=spec)
     h = res.headline
     assert h["runs_done"] == 9 and h["points"] == 9
-    assert 0 <= h["extrapolation_are"] < 1
+    # README: the extrapolation to the held-out largest model has mean ARE < 5% (the real demo: 1.99%).
+    assert 0 < h["extrapolation_are"] < 0.05, h["extrapolation_are"]
     assert h["intervals_95"]["alpha"][0] <= res.law.alpha_ <= h["intervals_95"]["alpha"][1]
     fit = json.loads(res.fit_json.read_text())
     assert fit["fit"]["law"] and fit["demo"]["params"]["E"] == res.law.E_

@@ -93,6 +93,7 @@ def train(
 
     Example: lmscale train configs/baby-gpt.yaml --set train.steps=500
     """
+    from lmscale.train.limits import check_run_config
     from lmscale.train.lm import train as run_train
     from lmscale.train.run import is_run_dir, load_run_config
 
@@ -106,6 +107,8 @@ def train(
     else:
         cfg = _load_cfg(config, set_ or [])
         run_dir = run_dir or Path("runs") / cfg.name
+    # What this machine can hold, from the config alone: before any data, directory or array.
+    check_run_config(cfg)
     if run_dir.exists() and not run_dir.is_dir():
         raise LmscaleError(f"--run-dir {str(run_dir)!r} is a file; expected a directory (new or an existing run)")
     try:
@@ -113,8 +116,21 @@ def train(
     except KeyboardInterrupt:
         err_console.print(f"interrupted; resume with: lmscale train {run_dir}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
+    except Exception as err:
+        _raise_if_out_of_memory(err, f"training {str(run_dir)!r} (the checkpoints written so far are kept)")
+        raise
     _print_summary(summary)
     console.print(f"run written to {run_dir}/ (config.yaml, metrics.jsonl, checkpoints/, summary.json)")
+
+
+def _raise_if_out_of_memory(err: BaseException, doing: str) -> None:
+    """An allocation failure (XLA's RESOURCE_EXHAUSTED, numpy's MemoryError) past the up-front
+    estimate (lmscale.train.limits, a lower bound) as a one-line error; anything else is left alone."""
+    text = str(err)
+    if isinstance(err, MemoryError) or "RESOURCE_EXHAUSTED" in text or "Out of memory" in text:
+        first = (text.splitlines() or [type(err).__name__])[0][:200]
+        raise LmscaleError(f"out of memory {doing}: {first}; expected a smaller model or batch "
+                           "(or train.grad_accum > 1)") from None
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -143,7 +159,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 def sample(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     prompt: str = typer.Option("\n", "--prompt", help="Text to continue."),
-    max_tokens: int = typer.Option(500, "--max-tokens", help="Tokens to generate."),
+    max_tokens: int = typer.Option(500, "--max-tokens", help="Tokens to generate (at most 100,000)."),
     temperature: float = typer.Option(0.8, "--temperature", help="Softmax temperature; 0 = greedy."),
     top_k: int = typer.Option(0, "--top-k", help="Sample from the k most likely tokens (0 = all)."),
     seed: int = typer.Option(0, "--seed"),
@@ -153,12 +169,17 @@ def sample(
     Example: lmscale sample runs/baby-gpt --prompt "ROMEO:" --max-tokens 300
     """
     from lmscale.train.run import load_run
-    from lmscale.train.sample import encode_prompt, generate
+    from lmscale.train.sample import check_sampling, encode_prompt, generate
 
+    check_sampling(max_tokens, temperature, top_k, seed)  # before the run is read
     run = load_run(run_dir, warn=RichReporter().warn)
     ids = encode_prompt(run.tokenizer, prompt, RichReporter().warn)
-    out = generate(run.params, run.cfg.model, ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
-                   seed=seed, vocab_limit=run.tokenizer.vocab_size)
+    try:
+        out = generate(run.params, run.cfg.model, ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
+                       seed=seed, vocab_limit=run.tokenizer.vocab_size)
+    except Exception as err:
+        _raise_if_out_of_memory(err, f"sampling from {str(run_dir)!r}")
+        raise
     sys.stdout.write(prompt + run.tokenizer.decode(out) + "\n")
 
 
@@ -170,17 +191,24 @@ def info(run_dir: Path = typer.Argument(..., help="A run directory.")):
 
     Example: lmscale info runs/baby-gpt
     """
-    from lmscale.fileio import read_json
+    from lmscale.fileio import load_json_file
     from lmscale.model.sizing import count_flops, count_params
     from lmscale.train.metrics import read_metrics
     from lmscale.train.run import METRICS, SUMMARY, load_run_config
 
     cfg = load_run_config(run_dir)
     n, f = count_params(cfg.model), count_flops(cfg.model)
-    summary = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).is_file() else {}
-    recs = read_metrics(run_dir / METRICS) if (run_dir / METRICS).is_file() else []
-    trains = [r for r in recs if r.get("kind") == "train"]
-    evals = [r for r in recs if r.get("kind") == "eval"]
+    summary = load_json_file(run_dir / SUMMARY, "run summary") if (run_dir / SUMMARY).is_file() else {}
+    if not isinstance(summary, dict):
+        raise LmscaleError(f"run summary {str(run_dir / SUMMARY)!r} holds a {type(summary).__name__}; expected the "
+                           "mapping lmscale wrote")
+    try:
+        recs = read_metrics(run_dir / METRICS) if (run_dir / METRICS).is_file() else []
+    except OSError as err:
+        raise LmscaleError(f"cannot read {str(run_dir / METRICS)!r} ({err.strerror or err}); expected a readable file") from None
+    # Records that are not what lmscale writes (a string step, a missing loss) are skipped, as torn lines are.
+    trains = [r for r in recs if r.get("kind") == "train" and _numbers(r, "step", "loss", "tokens_per_s")]
+    evals = [r for r in recs if r.get("kind") == "eval" and _numbers(r, "step", "val_loss", "val_loss_se")]
     m = cfg.model
     t = Table(title=f"{run_dir}", show_header=False)
     t.add_column(style="bold")
@@ -199,6 +227,10 @@ def info(run_dir: Path = typer.Argument(..., help="A run directory.")):
     if trains:
         t.add_row("last train loss", f"{trains[-1]['loss']:.4f} at step {step}; {trains[-1]['tokens_per_s']:,.0f} tokens/s")
     console.print(t)
+
+
+def _numbers(rec: dict[str, Any], *keys: str) -> bool:
+    return all(isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in keys)
 
 
 @data_app.command("prepare")
@@ -319,8 +351,16 @@ def model_ladder(
     for name, v in (("--aspect-ratio", aspect_ratio), ("--head-dim", head_dim), ("--vocab", vocab), ("--context", context)):
         if v < 1:
             raise LmscaleError(f"{name}={v}; expected a positive integer")
-    models = [_validated_model(m.model_dump()) for m in
-              ladder(depths=ds, aspect_ratio=aspect_ratio, head_dim=head_dim, vocab_size=vocab, context=context)]
+    from pydantic import ValidationError
+
+    from lmscale.config import format_validation_error
+
+    try:  # the ladder builds each member's config: a depth past the caps is a validation error
+        members = ladder(depths=ds, aspect_ratio=aspect_ratio, head_dim=head_dim, vocab_size=vocab, context=context)
+    except ValidationError as err:
+        raise LmscaleError(format_validation_error(
+            err, f"(ladder --depths {depths} --aspect-ratio {aspect_ratio} --head-dim {head_dim} --context {context})")) from None
+    models = [_validated_model(m.model_dump()) for m in members]
     rows = []
     for m in models:
         n, f = count_params(m), count_flops(m)
@@ -356,6 +396,10 @@ def demo(
     """
     if which not in ("scaling", "emergence"):
         raise LmscaleError(f"demo {which!r}; expected 'scaling' (the default) or 'emergence'")
+    if bootstrap > MAX_DEMO_BOOTSTRAP:  # 1e9 resamples ran the whole demo, then asked numpy for 37 GiB
+        raise LmscaleError(f"--bootstrap {bootstrap}; expected 2 to {MAX_DEMO_BOOTSTRAP:,} resamples")
+    if out is not None and out.exists() and not out.is_dir():
+        raise LmscaleError(f"--out {str(out)!r} is a file; expected a directory (new, or a demo to resume)")
     if which == "emergence":
         _emergence_demo(out or Path("lmscale-emergence"), quick, bootstrap, progress)
         return
@@ -383,6 +427,9 @@ def demo(
         console.print(f"extrapolation to the held-out largest model: mean absolute relative error "
                       f"{100 * h['extrapolation_are']:.2f}% (target < 5%)", highlight=False)
     console.print(f"demo written to {res.out_dir}/ (REPORT.md, fit.json, figures/, sweep/)")
+
+
+MAX_DEMO_BOOTSTRAP = 100_000
 
 
 def _emergence_demo(out: Path, quick: bool, bootstrap: int, progress: bool) -> None:

@@ -28,18 +28,64 @@ def sub_app(help: str, **kw: Any):
 
 
 def run_app(app: Any, args: list[str] | None = None, **kw: Any) -> None:
-    """Run a Typer app in Click's standalone mode with the CLI's one handler of user errors.
+    """Run a Typer app with the CLI's one handler of user errors.
 
-    Click handles usage errors (exit 2), --help and `typer.Exit`; an `LmscaleError` raised by any
-    command passes through it and is printed here as one line `error: <message>` with exit status
-    `err.exit_code`. Commands therefore just raise. `lmscale.cli.main` runs the whole CLI through
-    this; tests run sub-apps through it too (`invoke` in tests/helpers.py).
+    An `LmscaleError` raised by any command, and every usage error Click finds (a missing
+    argument, an unknown option, a value of the wrong type), is printed here as one line
+    `error: <message>` with exit status `err.exit_code` (2; 3 for a divergence). Commands
+    therefore just raise. --help, `typer.Exit` and Ctrl-C (130) keep Click's behaviour.
+    `lmscale.cli.main` runs the whole CLI through this; tests run sub-apps through it too
+    (`invoke` in tests/helpers.py).
     """
+    import typer
+
+    click = _click_exceptions()
+
     try:
-        app(args=args, **kw)
+        # Not standalone: Click's own usage-error display is a three-line block (usage, "Try ...
+        # --help", "Error: ..."), which breaks the one-line `error: ...` contract; it is formatted
+        # below instead. Exit codes (typer.Exit, --help, Ctrl-C as 130) come back as the return value.
+        code = app(args=args, standalone_mode=False, **kw)
     except LmscaleError as err:
-        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
+        _error_line(str(err))
         sys.exit(err.exit_code)  # 2, or 3 for a DivergedError
+    except click.NoArgsIsHelpError as err:
+        err.show()  # a bare group (`lmscale fit`): its help, as Click prints it (exit 2)
+        sys.exit(err.exit_code)
+    except click.UsageError as err:
+        _error_line(_usage_message(err))
+        sys.exit(err.exit_code)  # 2
+    except click.ClickException as err:  # e.g. click.FileError
+        _error_line(err.format_message())
+        sys.exit(err.exit_code)
+    except typer.Abort:  # EOF at a prompt
+        err_console.print("Aborted!", highlight=False, markup=False)
+        sys.exit(1)
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)
+
+
+def _click_exceptions():
+    """The exceptions module of the Click that Typer runs on (recent Typer vendors its own copy)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def _error_line(message: str) -> None:
+    err_console.print(f"error: {' '.join(message.split())}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _usage_message(err: Any) -> str:
+    """Click's usage error as one line: the problem, the command's usage and where the help is."""
+    msg = err.format_message().rstrip(".")
+    ctx = err.ctx
+    if ctx is None:
+        return msg
+    usage = " ".join(ctx.get_usage().split()).removeprefix("Usage: ")
+    return f"{msg}; expected: {usage} (see {ctx.command_path} --help)"
 
 
 class RichReporter:

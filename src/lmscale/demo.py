@@ -14,10 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import numpy as np
 
+from lmscale.config import safe_load_unique
 from lmscale.fileio import atomic_write_json, atomic_write_text
 from lmscale.train.core import Reporter
 
@@ -33,7 +32,7 @@ WEAK_NOTE = (
 def demo_spec(quick: bool = False) -> dict[str, Any]:
     """The packaged demo sweep spec (quick: the four smallest models and three budgets, ~3 minutes)."""
     text = resources.files("lmscale.sweep").joinpath(DEMO_SPEC).read_text(encoding="utf-8")
-    spec = yaml.safe_load(text)
+    spec = safe_load_unique(text)
     if quick:
         spec["name"] = "demo-quick"
         spec["ladder"]["shapes"] = spec["ladder"]["shapes"][:4]

@@ -16,6 +16,10 @@ from typing import Any
 
 import yaml
 
+from lmscale.errors import LmscaleError
+
+MAX_JSON_BYTES = 256 * 1024**2  # bytes; lmscale's JSON files (summaries, manifests, fits) are KiB to MiB
+
 
 def _fsync_dir(path: Path) -> None:
     try:
@@ -62,6 +66,26 @@ def atomic_write_yaml(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def load_json_file(path: str | os.PathLike, what: str = "file", expected: str = "the JSON lmscale wrote") -> Any:
+    """A JSON file's contents, every failure a one-line `LmscaleError` naming the file: unreadable
+    (permissions, a directory, I/O), over MAX_JSON_BYTES, not UTF-8 (binary), not JSON, or nested
+    so deeply that the parser recurses out (RecursionError)."""
+    name = str(path)
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_JSON_BYTES:
+            raise LmscaleError(f"{what} {name!r} is {size:,} bytes; expected at most {MAX_JSON_BYTES:,} ({expected})")
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise LmscaleError(f"cannot read {what} {name!r} ({err.strerror or err}); expected {expected}") from None
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+        why = "nested too deeply" if isinstance(err, RecursionError) else " ".join(str(err).split())[:200]
+        raise LmscaleError(f"{what} {name!r} is corrupt ({why}); expected {expected}") from None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

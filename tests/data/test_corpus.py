@@ -97,3 +97,39 @@ def test_surrogates_and_misplaced_validation_options(tmp_path):
     t.write_text("some text\n" * 10)
     with pytest.raises(LmscaleError, match="val_plays is set"):
         load_corpus(DataConfig(corpus=str(t), val_plays=["macbeth"]))
+
+
+def test_held_out_plays_are_never_trained_on_without_the_wheel(monkeypatch):
+    """The play split itself, on six stand-in plays (no download): validation is exactly the
+    held-out plays, training exactly the others, and no play is in both."""
+    from lmscale.data import shakespeare
+
+    plays = [shakespeare.Play(slug=f"play-{i}", genre="g", title=f"P{i}", text=f"marker {i} " * 50 + "\n")
+             for i in range(6)]
+    monkeypatch.setattr(shakespeare, "load_plays", lambda path=None: plays)
+    c = load_corpus(DataConfig(val_plays=["play-1", "play-4"]))
+    assert c.val == [plays[1].text, plays[4].text]
+    assert c.train == [p.text for i, p in enumerate(plays) if i not in (1, 4)]
+    assert c.metadata["val_plays"] == ["play-1", "play-4"] and "play-1" not in c.metadata["train_plays"]
+    assert "marker 1 " not in c.train_text() and "marker 4 " not in c.train_text()
+
+
+@pytest.mark.parametrize("kind", ["file", "dir", "jsonl"])
+def test_train_and_validation_are_disjoint_and_cover_the_corpus(tmp_path, kind):
+    docs = [f"document {i} " + "word " * (i + 3) + "\n" for i in range(20)]
+    if kind == "file":
+        (tmp_path / "c.txt").write_text("".join(docs))
+        src = tmp_path / "c.txt"
+    elif kind == "dir":
+        (tmp_path / "d").mkdir()
+        for i, d in enumerate(docs):
+            (tmp_path / "d" / f"{i:02d}.txt").write_text(d)
+        src = tmp_path / "d"
+    else:
+        (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+        src = tmp_path / "c.jsonl"
+    c = load_corpus(DataConfig(corpus=str(src), val_fraction=0.2))
+    train, val = "".join(c.train), "".join(c.val)
+    assert train and val and train + val == "".join(docs)  # nothing lost, nothing twice
+    held = [d for d in docs if d in val]
+    assert len(held) >= 3 and not any(d in train for d in held)

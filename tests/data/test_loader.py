@@ -48,3 +48,33 @@ def test_eval_starts_evenly_spaced_disjoint():
     assert np.array_equal(s, np.arange(100) * 10)
     sub = eval_starts(1001, 10, 7)
     assert len(sub) == 7 and sub[0] == 0 and sub[-1] == 990 and np.all(np.diff(sub) >= 10)
+
+
+def test_consecutive_epochs_have_different_orders_and_phases():
+    """Each epoch draws its own permutation (and phase) from (seed, epoch): never the same order twice."""
+    loader = make(n=1000, T=16, B=4)
+    W = n_windows(1000, 16)
+    steps = 5 * W  # 5 epochs of W batches (4 windows each: epoch boundaries fall inside batches)
+    starts = np.concatenate([loader.starts(s) for s in range(-(-steps // 4))])[:steps]
+    epochs = [starts[e * W:(e + 1) * W] for e in range(5)]
+    orders = [tuple(np.argsort(e)) for e in epochs]
+    assert len(set(orders)) == 5
+    for a, b in zip(epochs, epochs[1:]):
+        # Relative order of the windows (by their index in the data), not just the phase, changes.
+        assert not np.array_equal(np.argsort(a), np.argsort(b))
+    assert len({int(e[0] % 16) for e in epochs}) > 1  # phases differ too
+
+
+def test_order_follows_the_documented_recipe():
+    """Epoch e: phase then permutation from PCG64([seed, 0x10AD, e]); batch i takes entries i*B..i*B+B-1.
+    A pure function of (seed, step): no wall clock, no process state."""
+    T, B, n, seed = 16, 5, 1000, 11
+    W = n_windows(n, T)
+    loader = make(n=n, T=T, B=B, seed=seed)
+    flat = []
+    for e in range(3):
+        rng = np.random.Generator(np.random.PCG64([seed, 0x10AD, e]))
+        offset = int(rng.integers(T))
+        flat += list(offset + T * rng.permutation(W))
+    for step in (0, 1, 12, 13, 24, 30):
+        np.testing.assert_array_equal(loader.starts(step), flat[step * B:(step + 1) * B])

@@ -80,3 +80,16 @@ def test_separate_validation_corpus_is_part_of_the_source(text_corpus, tmp_path)
     b = prepare_data(cfg, log=logs.append)
     assert any("changed" in m for m in logs)
     assert b.manifest["splits"]["val"]["units"] == len(v.read_text())
+
+
+def test_prepared_splits_hold_exactly_their_own_text(text_corpus):
+    """train.bin decodes to the training text and val.bin to the validation text: no validation
+    line is tokenised into training."""
+    from lmscale.data.corpus import load_corpus
+
+    cfg = DataConfig(corpus=str(text_corpus))
+    p = prepare_data(cfg)
+    c = load_corpus(cfg)
+    assert p.tokenizer.decode(np.asarray(p.train)) == c.train_text()
+    assert p.tokenizer.decode(np.asarray(p.val)) == c.val_text()
+    assert c.train_text() + c.val_text() == text_corpus.read_text()

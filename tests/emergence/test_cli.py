@@ -11,7 +11,9 @@ def test_synthetic_then_analyze(tmp_path):
     r = invoke(emergence_app, ["analyze", str(tmp_path), "--out", str(out), "--bootstrap", "100"])
     assert r.exit_code == 0, r.output
     assert "emergent-under-this-metric-only" in r.output and "not-yet" in r.output
-    v = {d["task"]: d for d in json.loads((out / "verdicts.json").read_text())["verdicts"]}
+    saved = json.loads((out / "verdicts.json").read_text())
+    assert saved["ratio_min"] == 1.5  # README: sharp means B/L >= 1.5 (and its interval's lower bound > 1)
+    v = {d["task"]: d for d in saved["verdicts"]}
     assert v["mirage_add"]["verdict"] == "emergent-under-this-metric-only"
     assert v["hard_mul"]["verdict"] == "not-yet"
     fc = json.loads((out / "forecasts.json").read_text())["forecasts"]

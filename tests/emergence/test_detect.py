@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from lmscale.emergence.detect import (analyze_curve, analyze_table, breakthroughness_linearity, fit_logistic,
-                                      verdict)
+from lmscale.emergence.detect import (CurveResult, analyze_curve, analyze_table, breakthroughness_linearity,
+                                      fit_logistic, verdict)
 from lmscale.emergence.results import Curve, EvalRow, EvalTable
 from lmscale.emergence.synthetic import DEFAULT_TASKS, SyntheticTask, mirage_rows
 from lmscale.errors import LmscaleError
@@ -125,3 +125,112 @@ def test_tasks_with_too_few_scales_are_skipped_with_a_note():
     (v,) = analyze_table(EvalTable(rows), n_boot=0, skipped=notes)
     assert v.task == "mirage_add" and notes == ["task 'lonely' (k_shot=0) has 1 scale(s) along N; emergence "
                                                 "detection needs at least 4"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The sharpness rule at its edges: B/L >= 1.5 (README), the bootstrap lower bound of B/L above 1,
+# a flat start (onset <= 0.1 or at chance at the smallest scale), above chance at the largest scale.
+# Each threshold is probed just below and just above it, so moving it (or dropping a rule) flips one.
+
+Z = 1.959963984540054
+
+
+def _curve(steps, y0=0.0, chance=0.0, sd=None, metric="exact_match"):
+    """A curve along N (one decade per point) with the given step sizes (scaled by 0.05)."""
+    y = y0 + 0.05 * np.concatenate([[0.0], np.cumsum(steps)])
+    n = len(y)
+    low, high = (np.full(n, np.nan), np.full(n, np.nan)) if sd is None else (y - Z * sd, y + Z * sd)
+    return Curve(x=np.geomspace(1e5, 1e9, n), y=y, low=low, high=high, n=np.full(n, -1), chance=chance, task="t",
+                 metric=metric)
+
+
+def _ratio_steps(r):
+    """Steps (1, 1, 1, q) with B/L = sqrt(mean/median of the squared steps) = sqrt((3 + q^2)/4) = r."""
+    return [1.0, 1.0, 1.0, math.sqrt(4 * r * r - 3)]
+
+
+@pytest.mark.parametrize("r, sharp", [(1.0, False), (1.19, False), (1.21, False), (1.49, False), (1.51, True),
+                                      (1.99, True), (2.01, True)])
+def test_ratio_threshold_is_1_5_by_default(r, sharp):
+    """Noise-free curves that start at chance (so the start is flat) and end above it: only B/L decides."""
+    res = analyze_curve(_curve(_ratio_steps(r)), n_boot=0)
+    assert res.ratio == pytest.approx(r, rel=1e-9) and res.interval == "none"
+    assert not res.above_chance_start and res.above_chance_end
+    assert res.sharp is sharp, res.reason
+    # The same through analyze_table (its own default) and the verdict.
+    c = _curve(_ratio_steps(r))
+    rows = [EvalRow(run_id=f"r{i}", N=float(x), task="t", metric="exact_match", value=float(y), chance=0.0)
+            for i, (x, y) in enumerate(zip(c.x, c.y))]
+    (v,) = analyze_table(EvalTable(rows), n_boot=0)
+    assert v.curves["exact_match"].sharp is sharp
+    assert v.verdict == ("emergent" if sharp else "smooth")
+
+
+def test_ratio_threshold_can_be_chosen():
+    for r_min, below, above in ((1.2, 1.19, 1.21), (2.0, 1.99, 2.01)):
+        assert not analyze_curve(_curve(_ratio_steps(below)), n_boot=0, ratio_min=r_min).sharp
+        assert analyze_curve(_curve(_ratio_steps(above)), n_boot=0, ratio_min=r_min).sharp
+
+
+@pytest.mark.parametrize("sd, sharp", [(0.01, True), (0.03, False)])
+def test_bootstrap_lower_bound_of_ratio_must_exceed_1(sd, sharp):
+    """B/L = 1.6 >= 1.5 in both cases; with sd 0.01 per point the 95% interval of B/L is (1.11, 1.82),
+    with sd 0.03 it is (0.93, 2.25): the second cannot exclude a linear curve (B/L = 1), so it is not sharp."""
+    res = analyze_curve(_curve(_ratio_steps(1.6), sd=sd), n_boot=1000, seed=0)
+    assert res.ratio == pytest.approx(1.6) and res.interval == "intervals"
+    assert (res.ratio_ci[0] > 1) is sharp, res.ratio_ci
+    assert abs(res.ratio_ci[0] - 1) > 0.05  # far enough from the edge that the seed's draws cannot flip it
+    assert res.sharp is sharp, res.reason
+    assert analyze_curve(_curve(_ratio_steps(1.6), sd=sd), n_boot=1000, seed=0).ratio_ci == res.ratio_ci
+
+
+@pytest.mark.parametrize("first, sharp", [(1.2, True), (1.5, False)])
+def test_onset_threshold_0_1_when_the_curve_starts_above_chance(first, sharp):
+    """Steps (first, 1, 1, 10) from 0.05 (above chance 0): onset = first / (first + 12), 0.091 or 0.111."""
+    res = analyze_curve(_curve([first, 1.0, 1.0, 10.0], y0=0.05), n_boot=0)
+    assert res.above_chance_start and res.ratio > 3
+    assert res.onset == pytest.approx(first / (first + 12))
+    assert res.sharp is sharp, res.reason
+
+
+def test_a_curve_that_never_leaves_chance_is_not_sharp():
+    res = analyze_curve(_curve(_ratio_steps(3.0), chance=0.5), n_boot=0)  # from 0 to 0.44, below chance 0.5
+    assert res.ratio == pytest.approx(3.0) and not res.above_chance_end and not res.sharp
+
+
+def test_above_chance_without_intervals_needs_1pct_of_the_chance_to_perfect_range():
+    """Chance 0.25, perfect 1: a point counts as above chance from 0.25 + 0.01 * 0.75 = 0.2575 on;
+    with an interval (or n_examples: Wilson) its lower bound must clear chance instead."""
+    from lmscale.emergence.detect import above_chance
+
+    y = np.array([0.257, 0.258, 0.5, 0.9])
+    c = Curve(x=np.geomspace(1e5, 1e8, 4), y=y, low=np.full(4, np.nan), high=np.full(4, np.nan), n=np.full(4, -1),
+              chance=0.25, task="t", metric="exact_match")
+    assert above_chance(c).tolist() == [False, True, True, True]
+    with_ci = Curve(x=c.x, y=y, low=y - np.array([0.01, 0.007, 0.3, 0.1]), high=y + 0.01, n=c.n, chance=0.25,
+                    task="t", metric="exact_match")
+    assert above_chance(with_ci).tolist() == [False, True, False, True]
+
+
+def _result(metric, sharp, r2=math.nan, above_end=True):
+    return CurveResult(task="t", metric=metric, x_name="N", n_points=5, x=[], y=[], chance=0.0, sharp=sharp,
+                       power_law_r2=r2, above_chance_end=above_end, reason="r")
+
+
+@pytest.mark.parametrize("cont, expected", [
+    ({}, "emergent"),  # no continuous metric measured
+    ({"token_prob": (False, math.nan)}, "emergent-under-this-metric-only"),
+    ({"token_prob": (True, 0.979)}, "emergent"),  # sharp and not a clean power law (R^2 < 0.98)
+    ({"token_prob": (True, 0.981)}, "emergent-under-this-metric-only"),  # sharp but a clean power law in -log p
+    ({"token_prob": (False, math.nan), "token_accuracy": (True, 0.5)}, "emergent"),
+])
+def test_verdict_combines_the_primary_and_continuous_metrics(cont, expected):
+    res = {"exact_match": _result("exact_match", True)}
+    res.update({m: _result(m, s, r2) for m, (s, r2) in cont.items()})
+    assert verdict(res).verdict == expected
+
+
+def test_verdict_not_yet_and_smooth():
+    assert verdict({"exact_match": _result("exact_match", True, above_end=False)}).verdict == "not-yet"
+    assert verdict({"exact_match": _result("exact_match", False),
+                    "token_prob": _result("token_prob", True, 0.5)}).verdict == "smooth"

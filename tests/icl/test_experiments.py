@@ -3,6 +3,8 @@
 import csv
 import json
 
+import numpy as np
+import pytest
 import yaml
 
 from lmscale.icl.experiments import compare_run, eval_run, sweep
@@ -25,7 +27,21 @@ def test_eval_and_compare_write_figure_and_csv(tiny_run, tmp_path):
     assert ls[2] < 1e-6 < ls[1]  # exact from k = d = 2 on (noiseless)
     res, table = compare_run(run, out=tmp_path)
     assert (tmp_path / "compare.png").is_file() and len(_rows(tmp_path / "compare.csv")) == 2 * 3
-    assert res["best_match"] in ("least_squares", "zero") and "best match" in table
+    assert "best match" in table
+    # The best match is the learner nearest the model, recomputed from the error curves' predictions:
+    # MSPD = mean over 1 <= k < d of E[(model - learner)^2] / d (d = 2: k = 1 only).
+    from lmscale.icl.evaluate import MODEL, error_curves
+    from lmscale.icl.train import load_run
+
+    loaded = load_run(run)
+    preds = error_curves(loaded.params, loaded.cfg).predictions
+    mspd = {name: float(np.mean((np.asarray(preds[MODEL]) - np.asarray(p)) ** 2, axis=0)[1] / 2)
+            for name, p in preds.items() if name != MODEL}
+    assert set(mspd) == {"least_squares", "zero"}
+    assert {r["learner"]: r["mspd"] for r in res["rows"]} == pytest.approx(mspd, rel=1e-6)
+    assert abs(mspd["least_squares"] - mspd["zero"]) > 0.05 * max(mspd.values())  # a real choice
+    assert res["best_match"] == min(mspd, key=mspd.get)
+    assert [name for name, _ in res["ranking"]] == sorted(mspd, key=mspd.get)
 
 
 def test_lsa_eval_writes_figure(lsa_run, tmp_path):

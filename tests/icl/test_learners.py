@@ -208,3 +208,19 @@ def test_learner_errors():
         make_learner("dmmse", pool=np.eye(3), noise=0.1).predict_prefixes(xs, ys)
     with pytest.raises(LmscaleError, match="not linear"):
         make_learner("knn").weights(xs, ys)
+
+
+@pytest.mark.parametrize("lam", [0.25, 1.7])
+def test_ridge_is_the_closed_form_with_lambda_once(lam):
+    """(X^T X + lam I)^{-1} X^T y with sums (Akyürek), for the whole prompt and for every prefix."""
+    xs, ys, _ = linear_prompts(7, 5, 3, noise=0.4, seed=2)
+    r = make_learner("ridge", lam=lam)
+    want = np.stack([np.linalg.solve(x.T @ x + lam * np.eye(3), x.T @ y) for x, y in zip(xs, ys)])
+    np.testing.assert_allclose(r.weights(xs, ys), want, rtol=1e-10, atol=1e-12)
+    pw = r.prefix_weights(xs, ys)
+    for i in range(6):
+        x, y = xs[:, :i], ys[:, :i]
+        want_i = np.stack([np.linalg.solve(a.T @ a + lam * np.eye(3), a.T @ b) for a, b in zip(x, y)])
+        np.testing.assert_allclose(pw[:, i], want_i, rtol=1e-10, atol=1e-12)
+    # Bayes: lam = sigma^2 / tau^2 exactly.
+    assert make_learner("ridge", lam="bayes", task=TaskConfig(d=3, noise=0.5, tau=2.0)).lam == pytest.approx(0.0625)

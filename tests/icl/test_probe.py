@@ -1,6 +1,7 @@
 """Probes: closed-form R², a linear probe recovers a linear code, an MLP probe a nonlinear one."""
 
 import numpy as np
+import pytest
 
 from lmscale.icl.probe import gradient_alignment, linear_probe, mlp_probe, probe_model, probe_targets, r2
 from lmscale.icl.train import load_run
@@ -40,4 +41,24 @@ def test_targets_and_model_probes(tiny_run):
     assert {(r["layer"], r["target"], r["probe"]) for r in rows} == {
         (layer, t, p) for layer in (0, 1, 2) for t in ("xty", "w_ols") for p in ("linear", "mlp")}
     align = gradient_alignment(params, cfg, prompts=16)
-    assert [a["n"] for a in align] == [1, 2, 3] and all(-1 <= a["cos_w_ols"] <= 1 for a in align)
+    assert [a["n"] for a in align] == [1, 2, 3]
+    # Each cosine, recomputed without autodiff: central differences of the prediction at x_n in x_n
+    # (float64 inputs), against the min-norm least-squares weights of the n pairs before it.
+    from lmscale.icl.evaluate import eval_batch, predict_batched
+
+    b = eval_batch(cfg, n=16, stream=4)
+    xs, ys = np.asarray(b.xs, np.float64), np.asarray(b.ys, np.float64)
+    h = 1e-3
+    for a in align:
+        n = a["n"]
+        g = np.zeros((16, 2))
+        for j in range(2):
+            up, down = xs.copy(), xs.copy()
+            up[:, n, j] += h
+            down[:, n, j] -= h
+            g[:, j] = (predict_batched(params, up, ys, cfg)[:, n] - predict_batched(params, down, ys, cfg)[:, n]) / (2 * h)
+        w = np.stack([np.linalg.pinv(x[:n]) @ y[:n] for x, y in zip(xs, ys)])
+        cos = np.mean(np.sum(g * w, -1) / (np.linalg.norm(g, axis=-1) * np.linalg.norm(w, axis=-1)))
+        assert a["cos_w_ols"] == pytest.approx(cos, abs=5e-3), (n, a, cos)
+        assert a["cos_w_true"] == pytest.approx(np.mean(np.sum(g * np.asarray(b.w), -1) / (
+            np.linalg.norm(g, axis=-1) * np.linalg.norm(np.asarray(b.w), axis=-1))), abs=5e-3)

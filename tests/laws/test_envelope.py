@@ -21,7 +21,8 @@ def test_envelope_recovers_half_half():
     boot = est.bootstrap(50, seed=0)
     assert boot.n_converged >= 45
     lo, hi = boot.interval("a")
-    assert lo <= 0.5 + 0.03 and hi >= 0.5 - 0.03
+    # Measured: a = 0.4989, 95% interval (0.480, 0.502): it holds the estimate and the truth, and is narrow.
+    assert lo < est.a_ < hi and lo < 0.5 < hi and 0.005 < hi - lo < 0.05, (lo, est.a_, hi)
 
 
 def test_envelope_unequal_exponents():

@@ -114,3 +114,15 @@ def test_to_dict_is_strict_json(chin_law):
     assert d["extrapolation"]["mean_are"] == pytest.approx(chin_law.extrapolation_.mean_are)
     assert len(d["extrapolation"]["points"]) == 6
     assert "extrapolation check" in chin_law.summary()
+
+
+def test_fitted_objective_is_the_summed_huber_of_its_residuals():
+    """The estimators sum Huber over points by default (Hoffmann et al.; Epoch's loss-scale trap is
+    the mean): the reported objective is the sum at the fitted parameters."""
+    d = chinchilla_grid(noise=3e-3, seed=5)  # residuals on both branches of Huber(1e-3)
+    law = ChinchillaLaw(holdout="none").fit(d)
+    assert law.reduction == "sum" and law.to_dict()["objective"]["reduction"] == "sum"
+    r = np.log(law.predict(d.N, d.D)) - np.log(d.loss)
+    assert (np.abs(r) > 1e-3).any() and (np.abs(r) < 1e-3).any()
+    c = np.clip(r, -1e-3, 1e-3)
+    assert law.objective_ == pytest.approx(float(np.sum(c * (r - 0.5 * c))), rel=1e-9)

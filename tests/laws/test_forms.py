@@ -80,3 +80,31 @@ def test_huber():
     d = 1e-3
     expect = np.where(np.abs(r) <= d, 0.5 * r * r, d * (np.abs(r) - 0.5 * d))
     np.testing.assert_allclose(huber(r, d), expect)
+
+
+def _huber_by_hand(r, delta):
+    return sum(0.5 * x * x if abs(x) <= delta else delta * (abs(x) - 0.5 * delta) for x in r)
+
+
+def test_objective_is_the_sum_of_huber_terms_not_their_mean():
+    """Four points, residuals on both branches of Huber(1e-3): the objective is their sum (weighted
+    by how often each point was drawn), the gradient the sum's; `reduction='mean'` divides both by n
+    (or by the resample's total weight)."""
+    form = ChinchillaForm()
+    N, D = np.array([1e7, 1e8, 1e9, 1e10]), np.array([1e9, 3e9, 1e11, 1e12])
+    p = {"A": 400.0, "B": 1500.0, "E": 1.8, "alpha": 0.33, "beta": 0.3}
+    theta = form.theta_from(p)
+    true = form.loss(theta, N=N, D=D)
+    loss = true * np.exp([5e-4, -2e-3, 4e-3, -1e-4])  # |r| below and above delta
+    r = np.log(true) - np.log(loss)
+    X = form.features(N=N, D=D)
+    f, g = HuberLogObjective(form, X, loss, delta=1e-3).single(theta)
+    assert f == pytest.approx(_huber_by_hand(r, 1e-3), rel=1e-12)
+    fm, gm = HuberLogObjective(form, X, loss, delta=1e-3, reduction="mean").single(theta)
+    assert fm == pytest.approx(f / 4, rel=1e-12)
+    np.testing.assert_allclose(gm, g / 4, rtol=1e-12)
+    W = np.array([[2.0, 0.0, 1.0, 1.0]])
+    fw, _ = HuberLogObjective(form, X, loss, delta=1e-3, weights=W).single(theta, row=0)
+    assert fw == pytest.approx(2 * _huber_by_hand(r[:1], 1e-3) + _huber_by_hand(r[2:], 1e-3), rel=1e-12)
+    fwm, _ = HuberLogObjective(form, X, loss, delta=1e-3, weights=W, reduction="mean").single(theta, row=0)
+    assert fwm == pytest.approx(fw / 4, rel=1e-12)

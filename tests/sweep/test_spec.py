@@ -122,3 +122,27 @@ def test_invalid_member_config_names_the_shape():
     spec, base = _spec(ladder={"shapes": [{"depth": 1, "width": 30, "heads": 4}]})
     with pytest.raises(LmscaleError, match="width"):
         expand(spec, base, VOCAB)
+
+
+def test_the_shipped_specs_set_no_key_the_expansion_overrides():
+    from pathlib import Path
+
+    from lmscale.sweep.spec import MAX_RUNS, load_spec
+
+    root = Path(__file__).resolve().parents[2]
+    files = [root / "src/lmscale/sweep/demo.yaml", root / "src/lmscale/sweep/emergence-demo.yaml",
+             *sorted((root / "configs/sweeps").glob("*.yaml")), root / "configs/emergence/ladder.yaml"]
+    for f in files:
+        spec, _ = load_spec(f)
+        assert 0 < spec.max_runs() <= MAX_RUNS, f
+
+
+def test_keys_beside_the_expansions_own_are_accepted():
+    spec, _ = _spec(grid={"model.context": [16, 32]}, set={"train": {"schedule": {"kind": "wsd"}}, "model.bias": True})
+    assert spec.max_runs() == 2 * 2 * 2
+
+
+def test_run_ids_too_long_for_a_file_name_are_refused():
+    spec, base = _spec(family="f" * 190, branches="none")
+    with pytest.raises(LmscaleError, match="expected at most 200"):
+        expand(spec, base, VOCAB)

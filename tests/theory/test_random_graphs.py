@@ -55,7 +55,13 @@ def test_largest_component_of_a_path_and_isolated_vertices():
 
 @pytest.mark.parametrize("c", [1.5, 2.0, 3.0])
 def test_monte_carlo_matches_lambert_w(c):
+    """README: giant components match Lambert W within |z| < 1 (8 graphs of 20k vertices, seed 1:
+    z = 0.72, 0.98, 0.55). z is a sampling statistic (about N(0, 1)): other seeds give |z| > 1 about
+    a third of the time, so a 12x larger sample at another seed is also held to |z| < 3 (its standard
+    error is about 0.0009: a formula off by 1% would show as |z| > 6)."""
     r = giant_fraction_mc(c, n_vertices=20_000, n_graphs=8, seed=1)
     assert r.theory == pytest.approx(float(giant_fraction(c)))
-    assert r.stderr < 0.01
-    assert abs(r.z) < 4, r
+    assert r.stderr < 0.004
+    assert abs(r.z) < 1, r
+    big = giant_fraction_mc(c, n_vertices=20_000, n_graphs=96, seed=100)
+    assert abs(big.z) < 3 and abs(big.mean - big.theory) < 0.002, big

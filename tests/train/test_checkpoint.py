@@ -137,7 +137,11 @@ def test_checkpoints_of_the_npz_format_before_orbax_still_load(tmp_path):
     ck = checkpoint.load_latest(d, template())
     assert ck.step == 3
     np.testing.assert_array_equal(ck.state["params"]["w"], w_of(3))
-    _flip_middle_byte(d / "step-00000003.npz")
+    # A valid archive of the same size with other values: only the marker's sha256 can tell.
+    buf = io.BytesIO()
+    np.savez(buf, **{f"leaf_{i:05d}": np.asarray(x) + 1 for i, (_, x) in enumerate(flat)})
+    assert len(buf.getvalue()) == len(data)
+    (d / "step-00000003.npz").write_bytes(buf.getvalue())
     warnings = []
     assert checkpoint.load_latest(d, template(), warn=warnings.append) is None and "checksum" in warnings[0]
 
@@ -176,3 +180,26 @@ def test_sigkill_between_the_arrays_and_the_marker_keeps_the_previous_checkpoint
     assert not (d / "step-00000002").exists()
     meta = json.loads((d / "step-00000001.json").read_text())
     assert meta["format"] == checkpoint.FORMAT and all(len(v["sha256"]) == 64 for v in meta["files"].values())
+
+
+def test_a_full_disk_in_orbax_is_an_os_error_and_leaves_nothing_half_written(tmp_path, monkeypatch):
+    """Orbax's TensorStore writer reports ENOSPC as a ValueError with the OS error code (as it did on
+    a 600 kB tmpfs); the store raises the OSError it is and removes the partial step."""
+    import errno
+
+    d = tmp_path / "ck"
+    checkpoint.save(d, 1, state(1.0), keep=5)
+
+    class Full:
+        def save(self, path, args):
+            path.mkdir(parents=True)
+            (path.parent / f"{path.name}.orbax-checkpoint-tmp-1").mkdir()
+            raise ValueError("RESOURCE_EXHAUSTED: Error writing ...: No space left on device [os_error_code='28']")
+
+    monkeypatch.setattr(checkpoint, "_checkpointer", Full)
+    with pytest.raises(OSError) as err:
+        checkpoint.save(d, 2, state(2.0), keep=5)
+    assert err.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in d.iterdir()) == ["step-00000001", "step-00000001.json"]
+    monkeypatch.undo()
+    assert checkpoint.load_latest(d, template()).step == 1

@@ -89,6 +89,33 @@ def _first_update(mcfg, tcfg, grads=None, seed=0):
     return params, axes, updates
 
 
+def _decayed_by_rule(path) -> bool:
+    """The project's rule, by name: weight matrices (w*, in blocks or the untied readout) decay;
+    norm gains and biases, biases (b*) and embeddings (token and position) never do."""
+    keys = [getattr(k, "key", None) for k in path]
+    return keys[0] in ("blocks", "unembed") and keys[-1].startswith("w")
+
+
+@pytest.mark.parametrize("variant", [
+    {"tie_embeddings": False},  # gpt2 with biases, untied readout
+    {"norm": "rmsnorm", "positions": "rope", "activation": "swiglu", "bias": False},  # tied, no biases
+])
+@pytest.mark.parametrize("parametrization", ["sp", "mup"])
+def test_weight_decay_moves_exactly_the_weight_matrices(variant, parametrization):
+    """With zero gradients only decay moves a parameter: by -lr * wd * p for every weight matrix,
+    not at all for norms, biases and embeddings (the built optimizer, under SP and muP)."""
+    mcfg = DecoderConfig(depth=1, width=64, heads=2, context=16, vocab_size=23, parametrization=parametrization,
+                         mup_base_width=32, **variant)
+    params, axes, _ = _first_update(mcfg, _tcfg())
+    _, _, updates = _first_update(mcfg, _tcfg(weight_decay=0.1), grads=jax.tree.map(np.zeros_like, params))
+    flat = jax.tree_util.tree_leaves_with_path(params)
+    decayed = [_decayed_by_rule(path) for path, _ in flat]
+    assert any(decayed) and not all(decayed)
+    for (path, p), u, d in zip(flat, jax.tree.leaves(updates), decayed):
+        want = -1e-2 * 0.1 * p if d else np.zeros_like(p)
+        np.testing.assert_allclose(np.asarray(u), want, rtol=1e-6, atol=0, err_msg=jax.tree_util.keystr(path))
+
+
 def test_sp_optimizer_is_plain_adamw_and_mup_at_base_width_matches_it():
     """With parametrization 'sp' (or none given) the chain is optax.adamw's; muP at m = 1 computes the same."""
     mup = _mup(64, 64)

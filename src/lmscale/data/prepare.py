@@ -146,6 +146,20 @@ def prepare_data(
         return _prepare_locked(cfg, force, log, path, spec, settings)
 
 
+def source_checksum(cfg: DataConfig) -> str:
+    """The corpus's content checksum now, preparing and writing nothing (the cached manifest's
+    when its file fingerprint still matches): a resume checks its data with it before
+    `prepare_data` may re-tokenise a changed corpus over the cache."""
+    path, spec, _ = data_dir(cfg)
+    try:
+        src = read_json(path / "manifest.json")["source"]
+        if spec.files and src["fingerprint"] == json.loads(json.dumps(spec.fingerprint())):
+            return src["checksum"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return spec.checksum(cfg)
+
+
 def _prepare_locked(cfg, force, log, path: Path, spec: SourceSpec, settings) -> PreparedData:
     for stale in path.parent.glob(f".{path.name}.*"):  # left by a killed build
         if stale.is_dir():

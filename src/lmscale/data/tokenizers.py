@@ -173,7 +173,11 @@ def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
     if kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 
-        return BPETokenizer(HFTokenizer.from_str(json.dumps(d["hf"])))
+        try:
+            hf = HFTokenizer.from_str(json.dumps(d["hf"]))
+        except Exception as err:  # the tokenizers library raises plain Exceptions on bad JSON
+            raise ValueError(f"not a BPE tokenizer ({err})") from None
+        return BPETokenizer(hf)
     raise LmscaleError(f"unknown tokenizer kind {kind!r}; expected 'char', 'byte' or 'bpe'")
 
 
@@ -181,6 +185,12 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     path = Path(path)
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise LmscaleError(f"tokenizer {str(path)!r} cannot be read ({err}); expected lmscale tokenizer JSON") from None
-    return tokenizer_from_dict(d)
+    if not isinstance(d, dict):
+        raise LmscaleError(f"tokenizer {str(path)!r} holds a {type(d).__name__}; expected lmscale tokenizer JSON (a mapping)")
+    try:
+        return tokenizer_from_dict(d)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # valid JSON, not a tokenizer lmscale wrote
+        raise LmscaleError(f"tokenizer {str(path)!r} is corrupt ({type(err).__name__}: {err}); expected lmscale "
+                           "tokenizer JSON") from None

@@ -175,10 +175,14 @@ def synthetic(
     from lmscale.emergence.results import write_eval_table
     from lmscale.emergence.synthetic import DEFAULT_TASKS, ladder, mirage_rows
 
-    if examples < 0:
-        raise LmscaleError(f"--examples {examples}; expected 0 or a positive count")
-    if scales < 2:
-        raise LmscaleError(f"--scales {scales}; expected at least 2 (detection needs 4)")
+    # Stated limits: binomial counts of examples x answer tokens stay far inside int64, and the table
+    # (scales x tasks x metrics rows) stays a few MB.
+    if not 0 <= examples <= 10**9:
+        raise LmscaleError(f"--examples {examples}; expected 0 (exact expectations) to 1,000,000,000")
+    if not 2 <= scales <= 10_000:
+        raise LmscaleError(f"--scales {scales}; expected 2 to 10,000 model sizes (detection needs 4)")
+    if not 0 <= seed < 2**63:
+        raise LmscaleError(f"--seed {seed}; expected a non-negative integer below 2^63")
     paths = write_eval_table(out, mirage_rows(ladder(scales), n_examples=examples, seed=seed))
     truth = ", ".join(f"{t.name} ({'per-token power law' if t.kind == 'power' else 'per-token jump'}, L={t.L})"
                       for t in DEFAULT_TASKS)
@@ -211,10 +215,11 @@ def ledger_add(
     from lmscale.emergence.ledger import Ledger
     from lmscale.emergence.results import read_eval_table
 
+    thresholds = _parse_thresholds(threshold)  # the arguments first, then the files
     table = read_eval_table(path)
     src = source or str(Path(table.source).resolve())
     with Ledger(ledger) as led:
-        n = led.add(table, source=src, thresholds=_parse_thresholds(threshold))
+        n = led.add(table, source=src, thresholds=thresholds)
         console.print(f"{n} rows from {src} recorded in {led.path} ({led.count()} in all)", highlight=False,
                       soft_wrap=True)
 

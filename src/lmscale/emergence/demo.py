@@ -26,8 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lmscale.config import safe_load_unique
 from lmscale.errors import LmscaleError
 from lmscale.fileio import atomic_write_json, atomic_write_text
 from lmscale.train.core import Reporter
@@ -43,7 +42,7 @@ EVAL_REQUEST = "demo-request.json"  # what the evaluation table in eval/ was mad
 def emergence_spec(quick: bool = False) -> dict[str, Any]:
     """The packaged sweep spec (quick: five models, the second-largest left out, 100 test examples per task)."""
     text = resources.files("lmscale.sweep").joinpath(DEMO_SPEC).read_text(encoding="utf-8")
-    spec = yaml.safe_load(text)
+    spec = safe_load_unique(text)
     if quick:
         spec["name"] = spec["name"] + "-quick"
         shapes = spec["ladder"]["shapes"]

@@ -19,6 +19,15 @@ from lmscale.console import console, err_console
 from lmscale.errors import LmscaleError
 
 
+# Stated limits of `lmscale eval`: far beyond the emergence lab's use (200 examples, batches of
+# 64, a few shots, 1,000 resamples, PassUntil budgets of 10,000), well short of exhausting memory.
+MAX_EXAMPLES = 100_000
+MAX_BATCH = 4_096
+MAX_K_SHOT = 1_000
+MAX_BOOTSTRAP = 100_000
+MAX_PASS_BUDGET = 1_000_000
+
+
 def _log(msg: str) -> None:
     err_console.print(f"[dim]{msg}[/dim]", highlight=False, soft_wrap=True)
 
@@ -56,10 +65,18 @@ def run_eval(target: Path, tasks: str, k_shot: int = 0, n: int = 200, metrics: s
 
     task_list = parse_tasks(tasks)  # bad names fail before any model is loaded
     metric_list = check_metrics(metrics)
-    if n < 1:
-        raise LmscaleError(f"--n {n}; expected a positive number of examples per task")
-    if batch_size < 1:
-        raise LmscaleError(f"--batch-size {batch_size}; expected a positive number")
+    # Sizes before anything is generated or allocated (--n 1e9 generated examples for minutes,
+    # --batch-size 1e9 and --bootstrap 1e9 asked numpy for ~60 GiB, --k-shot 1e6 never finished).
+    for flag, value, lo, hi, what in (("--n", n, 1, MAX_EXAMPLES, "test examples per task"),
+                                      ("--batch-size", batch_size, 1, MAX_BATCH, "sequences per forward pass"),
+                                      ("--k-shot", k_shot, 0, MAX_K_SHOT, "in-context examples"),
+                                      ("--bootstrap", n_boot, 0, MAX_BOOTSTRAP, "bootstrap resamples"),
+                                      ("--pass-r", pass_r, 1, MAX_PASS_BUDGET, "passes per instance"),
+                                      ("--pass-budget", pass_budget, max(1, pass_r), MAX_PASS_BUDGET,
+                                       "samples per instance (at least --pass-r)"),
+                                      ("--seed", seed, 0, 2**63 - 1, "a seed")):
+        if not lo <= value <= hi:
+            raise LmscaleError(f"{flag} {value}; expected {lo:,} to {hi:,} {what}")
     target = Path(target)
     if is_run_dir(target):
         models = [(target, target.name, {})]

@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 from pydantic import Field
 
-from lmscale.config import Strict
+from lmscale.config import MAX_BATCH, MAX_CONTEXT, MAX_DEPTH, MAX_HEADS, MAX_STEPS, MAX_VOCAB, MAX_WIDTH, Strict
 from lmscale.emergence.results import Curve, EvalRow
 from lmscale.errors import LmscaleError
 
@@ -44,31 +44,33 @@ RUNS = "runs"  # OUT/runs/<model>: each model's run directory
 PROBE = "probe"  # the metrics.jsonl record kind of the periodic evaluations
 
 
+# Upper bounds: lmscale.config's absolute caps; what this machine holds is `check_sizes`.
 class InductionConfig(Strict):
-    vocab: int = Field(64, ge=4, description="random-token vocabulary")
-    half: int = Field(32, ge=4, description="length of the random sequence; the model sees it twice")
+    vocab: int = Field(64, ge=4, le=MAX_VOCAB, description="random-token vocabulary")
+    half: int = Field(32, ge=4, le=MAX_CONTEXT // 2, description="length of the random sequence; the model sees it twice")
     depths: tuple[int, ...] = Field((1, 2), description="model depths to compare (1 = the control)")
-    width: int = Field(64, gt=0)
-    heads: int = Field(4, gt=0)
+    width: int = Field(64, gt=0, le=MAX_WIDTH)
+    heads: int = Field(4, gt=0, le=MAX_HEADS)
     lr: float = Field(1e-3, gt=0)
-    batch: int = Field(32, gt=0)
-    steps: int = Field(800, gt=0)
+    batch: int = Field(32, gt=0, le=MAX_BATCH)
+    steps: int = Field(800, gt=0, le=MAX_STEPS)
     warmup: int = Field(50, ge=0)
     eval_every: int = Field(10, gt=0)
-    eval_batch: int = Field(128, gt=0)
+    eval_batch: int = Field(128, gt=0, le=MAX_BATCH)
     checkpoint_every: int = Field(200, gt=0, description="steps between checkpoints (a killed run resumes from the newest)")
     seed: int = 0
 
 
 class GrokkingConfig(Strict):
-    p: int = Field(43, ge=5, description="modulus (prime)")
+    # p^2 pairs are tabulated and trained on as one full batch: 2^16 is already 4 GiB of pairs.
+    p: int = Field(43, ge=5, le=2**16, description="modulus (prime)")
     train_fraction: float = Field(0.7, gt=0, lt=1, description="fraction of the unordered pairs trained on")
-    depth: int = Field(1, gt=0)
-    width: int = Field(64, gt=0)
-    heads: int = Field(4, gt=0)
+    depth: int = Field(1, gt=0, le=MAX_DEPTH)
+    width: int = Field(64, gt=0, le=MAX_WIDTH)
+    heads: int = Field(4, gt=0, le=MAX_HEADS)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1.0, ge=0, description="on every parameter (embeddings too)")
-    steps: int = Field(5000, gt=0)
+    steps: int = Field(5000, gt=0, le=MAX_STEPS)
     warmup: int = Field(10, ge=0)
     eval_every: int = Field(25, gt=0)
     checkpoint_every: int = Field(500, gt=0, description="steps between checkpoints (a killed run resumes from the newest)")
@@ -200,14 +202,14 @@ def _check_resumable(out: Path, experiment: str, name: str, run_dir: Path, recor
     """Fail before any training when --out holds this model's run with other settings."""
     import yaml
 
-    from lmscale.config import config_diff
+    from lmscale.config import config_diff, safe_load_unique
     from lmscale.train.core import CONFIG, is_run_dir
 
     if not is_run_dir(run_dir):
         return
     try:
-        existing = yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        existing = safe_load_unique((run_dir / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return  # the training core reports it
     diff = config_diff(normalize(existing), normalize(record)) if isinstance(existing, dict) else ["config.yaml"]
     if diff:
@@ -535,6 +537,38 @@ def curves_figure(out: Path, experiment: str, curves: dict[str, list[dict]], sum
     return save_figure(fig, resolve_out(out, f"{experiment}_curves"), ["model", "series", "step", "value"], rows)
 
 
+def check_sizes(cfg: InductionConfig | GrokkingConfig) -> None:
+    """One-line errors for models that cannot be built (past the caps, width not a multiple of heads)
+    or cannot fit in this machine's memory (`lmscale.train.limits`), from the settings alone."""
+    from pydantic import ValidationError
+
+    from lmscale.config import format_validation_error
+    from lmscale.model.sizing import count_params
+    from lmscale.train.limits import Need, check_fits, transformer_needs
+
+    induction = isinstance(cfg, InductionConfig)
+    kind = "induction" if induction else "grokking"
+    if induction:
+        shapes = [(cfg.vocab, 2 * cfg.half, d) for d in cfg.depths]
+        rows, names = max(cfg.batch, cfg.eval_batch), {"batch": f"batch={cfg.batch}, eval_batch={cfg.eval_batch}",
+                                                        "context": f"half={cfg.half}", "vocab": f"vocab={cfg.vocab}"}
+    else:
+        shapes = [(cfg.p + 1, 3, cfg.depth)]
+        rows, names = cfg.p * cfg.p, {"batch": f"p={cfg.p} (p^2 pairs, one full batch)", "context": "3 tokens",
+                                      "vocab": f"p={cfg.p}"}
+    for vocab, context, depth in shapes:
+        try:
+            spec = _model_config(vocab, context, depth, cfg.width, cfg.heads)
+        except ValidationError as err:
+            raise LmscaleError(format_validation_error(err, f"({kind} settings)")) from None
+        needs = transformer_needs(params=count_params(spec).total, depth=depth, width=cfg.width,
+                                  mlp_hidden=spec.mlp_hidden, heads=cfg.heads, context=context, vocab=vocab,
+                                  micro_batch=rows, names=names | {"depth": f"depth={depth}", "width": f"width={cfg.width}"})
+        if not induction:
+            needs.append(Need("the table of pairs", 16.0 * cfg.p * cfg.p, f"p={cfg.p}", f"{cfg.p}^2 pairs x 16 bytes"))
+        check_fits(needs, f"smaller {kind} settings")
+
+
 def run_experiment(experiment: str, out: str | Path, overrides: dict[str, Any] | None = None,
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train (or resume) each model in out/runs/<model>; write {experiment}_steps.csv (every evaluation),
@@ -548,7 +582,10 @@ def run_experiment(experiment: str, out: str | Path, overrides: dict[str, Any] |
     try:
         cfg = cls(**(overrides or {}))
     except ValueError as e:
-        raise LmscaleError(f"bad {experiment} setting: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        value = f"={first['input']!r}" if first["type"] != "extra_forbidden" else ""
+        raise LmscaleError(f"bad {experiment} setting: {loc}{value}: {first['msg']}") from None
     from lmscale.emergence.detect import MIN_POINTS
 
     n_evals = cfg.steps // cfg.eval_every + 1 + (cfg.steps % cfg.eval_every > 0)
@@ -557,6 +594,7 @@ def run_experiment(experiment: str, out: str | Path, overrides: dict[str, Any] |
                            f"detector needs at least {MIN_POINTS}")
     if experiment == "induction" and not cfg.depths:
         raise LmscaleError("depths is empty; expected model depths such as [1, 2]")
+    check_sizes(cfg)  # models valid and within this machine's memory: before anything is created
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise LmscaleError(f"--out {str(out)!r} is a file; expected a directory")

@@ -25,6 +25,12 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from lmscale.config import (
+    MAX_BATCH,
+    MAX_CONTEXT,
+    MAX_DEPTH,
+    MAX_HEADS,
+    MAX_STEPS,
+    MAX_WIDTH,
     OptimizerConfig,
     ScheduleConfig,
     Strict,
@@ -39,9 +45,10 @@ from lmscale.icl.tasks import TaskConfig
 
 class ICLModelConfig(Strict):
     kind: Literal["gpt", "lsa"] = Field("gpt", description="'gpt' (GPT-2 blocks) or 'lsa' (linear self-attention)")
-    depth: int = Field(3, gt=0, description="transformer blocks / LSA layers")
-    width: int = Field(64, gt=0, description="gpt: residual width (n_embd)")
-    heads: int = Field(2, gt=0, description="attention heads")
+    # Upper bounds: lmscale.config's absolute caps (what this machine holds is checked on loading).
+    depth: int = Field(3, gt=0, le=MAX_DEPTH, description="transformer blocks / LSA layers")
+    width: int = Field(64, gt=0, le=MAX_WIDTH, description="gpt: residual width (n_embd)")
+    heads: int = Field(2, gt=0, le=MAX_HEADS, description="attention heads")
     mlp_ratio: float = Field(4.0, gt=0, le=64)
     init_std: float = Field(0.02, gt=0, description="gpt: N(0, init_std) init of the GPT-2 blocks")
     read_init: Literal["torch", "normal"] = Field(
@@ -50,7 +57,7 @@ class ICLModelConfig(Strict):
         "outside GPT2Model), 'normal': N(0, init_std) weights, zero biases",
     )
     lsa_init_std: float = Field(0.002, gt=0, description="lsa: N(0, std/depth) init (von Oswald: 0.002/L)")
-    lsa_key_size: int | None = Field(None, gt=0, description="lsa: key/query size (default: token size d+1)")
+    lsa_key_size: int | None = Field(None, gt=0, le=MAX_WIDTH, description="lsa: key/query size (default: token size d+1)")
     token_dim: int | None = Field(
         None, gt=0, description="optional check: the read-in input size; must equal the format's token size for task.d"
     )
@@ -78,10 +85,10 @@ class ICLScheduleConfig(ScheduleConfig):
 
 
 class ICLTrainConfig(Strict):
-    steps: int = Field(1000, gt=0)
-    batch_size: int = Field(64, gt=0, description="prompts per step (fresh every step)")
+    steps: int = Field(1000, gt=0, le=MAX_STEPS)
+    batch_size: int = Field(64, gt=0, le=MAX_BATCH, description="prompts per step (fresh every step)")
     seed: int = Field(0, ge=0, lt=2**31)
-    seeds: int = Field(1, gt=0, description="ensemble members trained in one vmapped step (seeds seed, seed+1, ...)")
+    seeds: int = Field(1, gt=0, le=1024, description="ensemble members trained in one vmapped step (seeds seed, seed+1, ...)")
     optimizer: ICLOptimizerConfig = ICLOptimizerConfig()
     schedule: ICLScheduleConfig = ICLScheduleConfig()
     curriculum: Curriculum | None = Field(None, description="Garg's curriculum (dims/points: start, end, inc, interval)")
@@ -115,8 +122,8 @@ class LearnerSpec(Strict):
 
 
 class ICLEvalConfig(Strict):
-    prompts: int = Field(1280, gt=0, description="evaluation prompts (Garg: 1280)")
-    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for the error intervals")
+    prompts: int = Field(1280, gt=0, le=MAX_BATCH, description="evaluation prompts (Garg: 1280)")
+    bootstrap: int = Field(1000, ge=0, le=1_000_000, description="bootstrap resamples for the error intervals")
     confidence: float = Field(0.9, gt=0, lt=1)
     seed: int = Field(12345, ge=0, description="evaluation prompts come from this seed, never the training stream")
     learners: list[LearnerSpec] = [
@@ -127,7 +134,7 @@ class ICLEvalConfig(Strict):
     task_overrides: dict[str, Any] = Field(
         {}, description="task fields changed for evaluation (OOD prompts, fresh tasks: {pool_size: null})"
     )
-    probe_prompts: int = Field(4096, gt=1, description="prompts for fitting probes (a quarter more are held out)")
+    probe_prompts: int = Field(4096, gt=1, le=MAX_BATCH, description="prompts for fitting probes (a quarter more are held out)")
 
 
 class SweepVariant(Strict):
@@ -147,7 +154,7 @@ class ICLConfig(Strict):
     name: str = Field("icl", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.=-]*$")  # sweep runs: <name>-<variant>
     task: TaskConfig
     format: Literal["garg", "akyurek"] = "garg"
-    n_points: int = Field(..., description="examples per prompt k (every prefix is predicted)")
+    n_points: int = Field(..., le=MAX_CONTEXT // 2, description="examples per prompt k (every prefix is predicted)")
     model: ICLModelConfig = ICLModelConfig()
     train: ICLTrainConfig = ICLTrainConfig()
     eval: ICLEvalConfig = ICLEvalConfig()
@@ -187,11 +194,64 @@ def validate_icl_config(raw: dict[str, Any], source: str = "") -> ICLConfig:
 
 
 def load_icl_config(path: str | Path, overrides: list[str] | None = None) -> ICLConfig:
-    """An `ICLConfig` from a YAML file plus ``--set`` overrides (the main config's machinery)."""
+    """An `ICLConfig` from a YAML file plus ``--set`` overrides (the main config's machinery),
+    refused in one line if training it cannot fit in this machine's memory (`check_memory`)."""
     raw = apply_overrides(load_yaml(path), overrides or [])
-    return validate_icl_config(raw, source=str(path))
+    return check_memory(check_learners(validate_icl_config(raw, source=str(path))))
 
 
 def with_overrides(cfg: ICLConfig, overrides: list[str], source: str = "") -> ICLConfig:
-    """`cfg` with ``--set``-style overrides applied (sweep variants)."""
-    return validate_icl_config(apply_overrides(cfg.to_dict(), overrides), source=source or cfg.name)
+    """`cfg` with ``--set``-style overrides applied (sweep variants), checked as `load_icl_config`."""
+    return check_memory(check_learners(validate_icl_config(apply_overrides(cfg.to_dict(), overrides),
+                                                           source=source or cfg.name)))
+
+
+def check_learners(cfg: ICLConfig) -> ICLConfig:
+    """`cfg`, or a one-line `LmscaleError` for a reference learner that does not exist or takes other
+    arguments: found before training, not when evaluation first builds the learners."""
+    from lmscale.icl.evaluate import make_learners
+
+    make_learners(cfg)  # as evaluation builds them (dMMSE's pool_size argument included)
+    return cfg
+
+
+def memory_needs(cfg: ICLConfig) -> list:
+    """Lower bounds of the bytes an ICL experiment allocates (`lmscale.train.limits`): the model's
+    training (every ensemble member at once), the task pool, the evaluation prompts and the hidden
+    states the probes collect. Closed forms from the config: nothing is built."""
+    from lmscale.train.limits import ADAM_BYTES_PER_PARAM, Need, transformer_needs
+
+    m, t, k, d = cfg.model, cfg.train, cfg.n_points, cfg.task.d
+    tok = d if (cfg.format == "garg" and m.kind == "gpt") else d + 1
+    if m.kind == "gpt":
+        D, F, T = m.width, max(1, int(round(m.width * m.mlp_ratio))), 2 * k
+        params = m.depth * (4 * D * D + 2 * D * F + F + 9 * D) + 2 * D + T * D + tok * D + 2 * D + 1
+        names = {"depth": f"model.depth={m.depth}", "width": f"model.width={m.width}", "context": f"n_points={k}",
+                 "batch": f"train.batch_size={t.batch_size}" + (f" x train.seeds={t.seeds}" if t.seeds > 1 else "")}
+        needs = transformer_needs(params=params, depth=m.depth, width=D, mlp_hidden=F, heads=m.heads, context=T, vocab=1,
+                                  micro_batch=t.batch_size, copies=t.seeds, names=names)[:2]
+        hidden = float(cfg.eval.probe_prompts) * 1.25 * (m.depth + 1) * T * D * 4
+        needs.append(Need("the probes' hidden states", hidden, f"eval.probe_prompts={cfg.eval.probe_prompts}",
+                          f"{cfg.eval.probe_prompts:,} prompts x 1.25 x {m.depth + 1} layers x {T} tokens x {D} floats"))
+    else:
+        e, dk = d + 1, m.lsa_key_size or d + 1
+        params = m.depth * m.heads * (2 * e * dk + 2 * e * e)
+        act = float(t.batch_size) * t.seeds * (k + 1) * m.depth * m.heads * (2 * dk + 2 * e + k + 1) * 4
+        needs = [Need("parameters, gradients and Adam state", float(params) * ADAM_BYTES_PER_PARAM * t.seeds,
+                      f"task.d={d}, model.depth={m.depth}, model.heads={m.heads}",
+                      f"{params:.3g} parameters x {ADAM_BYTES_PER_PARAM} bytes x {t.seeds} members"),
+                 Need("the activations of one batch", act, f"train.batch_size={t.batch_size}, n_points={k}, task.d={d}")]
+    if cfg.task.pool_size is not None:
+        needs.append(Need("the task pool", float(cfg.task.pool_size) * d * 4, f"task.pool_size={cfg.task.pool_size}",
+                          f"{cfg.task.pool_size:,} tasks x {d} floats"))
+    needs.append(Need("the evaluation prompts", float(cfg.eval.prompts) * k * (d + 1) * 4 * 2, f"eval.prompts={cfg.eval.prompts}",
+                      f"{cfg.eval.prompts:,} x {k} points x {d + 1} floats, twice"))
+    return needs
+
+
+def check_memory(cfg: ICLConfig) -> ICLConfig:
+    """`cfg`, or a one-line `LmscaleError` when its experiment cannot fit in this machine's memory."""
+    from lmscale.train.limits import check_fits
+
+    check_fits(memory_needs(cfg), "a smaller model, batch, prompt count or pool")
+    return cfg

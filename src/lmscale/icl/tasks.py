@@ -50,7 +50,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, ValidationError, model_validator
 
-from lmscale.config import Strict, format_validation_error
+from lmscale.config import MAX_WIDTH, Strict, format_validation_error
 from lmscale.errors import LmscaleError
 
 KINDS = ("linear", "sparse_linear", "relu2nn", "decision_tree")
@@ -73,13 +73,13 @@ class TaskConfig(Strict):
     """A function class and its input distribution (see the module docstring)."""
 
     kind: Literal["linear", "sparse_linear", "relu2nn", "decision_tree"] = "linear"
-    d: int = Field(..., ge=1, description="input dimension (Garg: 20, Akyürek: 8, von Oswald: 10)")
+    d: int = Field(..., ge=1, le=MAX_WIDTH, description="input dimension (Garg: 20, Akyürek: 8, von Oswald: 10)")
     tau: float = Field(1.0, gt=0, description="task scale: w ~ N(0, tau^2 I); leaf values and net output scale")
     noise: float = Field(0.0, ge=0, description="label-noise std sigma (Bayes ridge lambda = sigma^2/tau^2)")
     sparsity: int = Field(3, ge=1, description="sparse_linear: nonzero coordinates s of w")
-    hidden: int = Field(100, ge=1, description="relu2nn: hidden width h")
+    hidden: int = Field(100, ge=1, le=MAX_WIDTH, description="relu2nn: hidden width h")
     depth: int = Field(4, ge=1, le=16, description="decision_tree: depth")
-    pool_size: int | None = Field(None, ge=1, description="finite pool of M tasks (Raventós); null = fresh tasks")
+    pool_size: int | None = Field(None, ge=1, le=2**31 - 1, description="finite pool of M tasks (Raventós); null = fresh tasks")
     pool_seed: int = Field(0, ge=0, lt=2**31, description="the pool is drawn once from this seed")
     x_dist: Literal["gaussian", "uniform"] = "gaussian"
     x_scale: float = Field(1.0, gt=0, description="gaussian: std of x; uniform: x ~ U(-x_scale, x_scale)")

@@ -26,9 +26,11 @@ member's final loss); `load_run(run, member)` reads either layout. A single run 
 run directory. On accelerators all k members are vmapped into one compiled step; on CPU the step
 serves one member at a time (`default_vmap_members`), which is bitwise each member's single run: a
 vmapped step's temporary buffer is k times larger, and XLA:CPU maps a fresh one at every
-dispatch (measured by benchmarks/icl_train.py on the 2-core VM, 4 seeds of the Garg GPT: 134 MB,
-32,846 page faults and ~45 ms per step; the vmapped core step ran 1.56-1.71x the pre-core vmapped
-scan, one member at a time 1.06-1.19x).
+dispatch (measured by benchmarks/icl_train.py on the 2-core VM, 4 seeds of the Garg GPT with a
+step per dispatch: 134 MB, 32,846 page faults and ~45 ms per step). With prompts drawn inside the
+compiled program and log_every steps per call, the core runs at the pre-core chunked scan's speed
+(medians of 5 rounds of 100 steps at load 1.3: Garg GPT 17.6 against 17.8 ms/step, LSA 14.2
+against 14.1; 4 seeds of the Garg GPT vmapped 1.03x, one member at a time 1.12x).
 """
 
 from __future__ import annotations
@@ -41,9 +43,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import yaml
 
-from lmscale.config import TrainConfig
+from lmscale.config import TrainConfig, read_yaml
 from lmscale.errors import DivergedError, LmscaleError
 from lmscale.fileio import read_json
 from lmscale.icl import model as icl_model
@@ -153,7 +154,10 @@ def load_run_config(run_dir: str | Path) -> ICLConfig:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise LmscaleError(f"{str(run_dir)!r} is not an ICL run directory; expected it to contain {CONFIG}")
-    return validate_icl_config(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+    raw = read_yaml(path, "ICL run config", f"the {CONFIG} lmscale wrote")  # one-line errors, aliases refused
+    if not isinstance(raw, dict):
+        raise LmscaleError(f"ICL run config {str(path)!r} holds a {type(raw).__name__}; expected the mapping lmscale wrote")
+    return validate_icl_config(raw, source=str(path))
 
 
 def _normalize(raw: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,15 @@ from lmscale.errors import LmscaleError
 
 
 DEFAULT_COMMAND = "run"
+# Parametric fits cost time in proportion to the points (measured on the 2-core VM with the
+# Chinchilla law's 4,500-start grid: 4,000 points in 22 s; a bootstrap resample ~1e-5 s per point).
+# A 500,000-row CSV ran for minutes without output; above MAX_LAW_POINTS the fit is refused, and
+# a fit or bootstrap expected to take over ETA_S says so first.
+MAX_LAW_POINTS = 20_000
+FIT_S_PER_POINT = 5.5e-3
+BOOT_S_PER_POINT = 1e-5
+MAX_BOOTSTRAP = 100_000
+ETA_S = 10.0
 
 
 class _DefaultCommandGroup(TyperGroup):
@@ -85,13 +94,20 @@ def _parse_point(text: str | None, names: tuple[str, ...]) -> dict[str, float] |
     return dict(zip(names, vals))
 
 
+def _check_out(out: Optional[Path], flag: str = "--out", what: str = "a JSON file path") -> None:
+    """Output paths are checked before any work, so a bad one fails in one line, not after the fit."""
+    if out is not None and out.is_dir():
+        raise LmscaleError(f"{flag} {str(out)!r} is a directory; expected {what}")
+    if out is not None and out.parent.exists() and not out.parent.is_dir():
+        raise LmscaleError(f"{flag} {str(out)!r}: {str(out.parent)!r} is a file; expected {what} in a directory")
+
+
 def _write_json(out: Optional[Path], payload: dict) -> None:
     if out is None:
         return
     from lmscale.fileio import atomic_write_json
 
-    if out.exists() and out.is_dir():
-        raise LmscaleError(f"--out {str(out)!r} is a directory; expected a JSON file path")
+    _check_out(out)
     atomic_write_json(out, payload)
     console.print(f"results written to {out}", highlight=False, soft_wrap=True)
 
@@ -193,9 +209,23 @@ def fit_command(
          drop_highest, frontier_csv)
 
 
+def check_law_size(data, n_boot: int, law_name: str) -> None:
+    """Refuse a parametric fit above MAX_LAW_POINTS; announce one expected to take long (see above)."""
+    n = len(data)
+    if n > MAX_LAW_POINTS:
+        raise LmscaleError(f"{data.source}: {n:,} points for a {law_name} law fit; expected at most {MAX_LAW_POINTS:,} "
+                           f"(~{FIT_S_PER_POINT * 1e3:.1f} ms per point: {n:,} would take ~{n * FIT_S_PER_POINT / 60:.0f} "
+                           "min); fit one point per run (final losses), or --approach 1 for training curves")
+    eta = n * FIT_S_PER_POINT
+    if eta > ETA_S:
+        _log(f"fitting {n:,} points: about {eta:.0f} s on a 2-core VM")
+    if n_boot and n * n_boot * BOOT_S_PER_POINT > ETA_S:
+        _log(f"the bootstrap ({n_boot:,} resamples of {n:,} points) will take about {n * n_boot * BOOT_S_PER_POINT:.0f} s more")
+
+
 def _check_common(bootstrap: int, confidence: float, target_compute: Optional[float], drop_highest: int) -> None:
-    if bootstrap < 0 or bootstrap == 1:
-        raise LmscaleError(f"--bootstrap {bootstrap}; expected 0 (none) or at least 2 resamples")
+    if bootstrap < 0 or bootstrap == 1 or bootstrap > MAX_BOOTSTRAP:
+        raise LmscaleError(f"--bootstrap {bootstrap}; expected 0 (none) or 2 to {MAX_BOOTSTRAP:,} resamples")
     if not 0 < confidence < 1:
         raise LmscaleError(f"--confidence {confidence}; expected a fraction such as 0.95")
     if target_compute is not None and not target_compute > 0:
@@ -218,6 +248,11 @@ def _fit(path, law_name, approach, n_boot, holdout, target_compute, out, seed, f
         raise LmscaleError(f"--law {law_name!r}; expected one of {', '.join(LAWS)}")
     if holdout not in HOLDOUTS:
         raise LmscaleError(f"--holdout {holdout!r}; expected one of {', '.join(HOLDOUTS)}")
+    _check_out(out)
+    _check_out(frontier_csv, "--frontier-csv", "a CSV file path")
+    if frontier_csv is not None and approach == 3 and not make_law(law_name).has_allocation():
+        raise LmscaleError(f"--frontier-csv needs a joint law of N and D; the {law_name} law has no frontier")
+    # Progress lines on stderr come after each fit succeeds: an error is then the only line there.
     command = {"path": str(path), "law": law_name, "approach": approach, "bootstrap": n_boot, "holdout": holdout,
                "target_compute": target_compute, "seed": seed, "family": family, "confidence": confidence,
                "drop_highest": drop_highest}
@@ -226,8 +261,8 @@ def _fit(path, law_name, approach, n_boot, holdout, target_compute, out, seed, f
         from lmscale.laws.envelope import EnvelopeAllocation
 
         data = load_curves(path, family)
-        _log(f"Approach 1: envelope of training curves, {data.describe()}")
         est = EnvelopeAllocation(target_compute=target_compute).fit(data)
+        _log(f"Approach 1: envelope of training curves, {data.describe()}")
         if n_boot:
             est.bootstrap(n_boot, seed=seed, confidence=confidence)
         _print_allocation(est, f"Approach 1 (envelope of {est.n_curves_} training curves)")
@@ -245,8 +280,8 @@ def _fit(path, law_name, approach, n_boot, holdout, target_compute, out, seed, f
     if approach == 2:
         from lmscale.laws.isoflop import IsoFLOPAllocation
 
-        _log(f"Approach 2: IsoFLOP profiles, {data.describe()}")
         est = IsoFLOPAllocation(target_compute=target_compute).fit(data)
+        _log(f"Approach 2: IsoFLOP profiles, {data.describe()}")
         if n_boot:
             est.bootstrap(n_boot, seed=seed, confidence=confidence)
         t = Table(title=f"IsoFLOP budgets ({est.n_budgets_used_} of {len(est.budgets_)} used)")
@@ -263,9 +298,9 @@ def _fit(path, law_name, approach, n_boot, holdout, target_compute, out, seed, f
         return
     law = make_law(law_name, holdout=holdout, target_compute=target_compute)
     point = _parse_point(predict, law.form.variables) if predict else None
-    _log(f"fitting the {law_name} law: {data.describe()}")
+    check_law_size(data, n_boot, law_name)
     law.fit(data)
-    _log(f"fitted from {law.n_starts_} starts in {time.perf_counter() - t0:.1f} s")
+    _log(f"fitted the {law_name} law to {data.describe()}, from {law.n_starts_} starts in {time.perf_counter() - t0:.1f} s")
     boot = None
     if n_boot:
         t1 = time.perf_counter()
@@ -340,9 +375,11 @@ def _compare(paths, family_a, family_b, law_name, n_boot, c_min, c_max, out, see
         hi = c_max if c_max is not None else float(1e3 * max(da.C.max(), db.C.max()))
         rng = (lo, hi)
     fits = []
+    _check_out(out)
     for label, d in zip(labels, (da, db)):
-        _log(f"fitting the {law_name} law to {label}: {d.describe()}")
+        check_law_size(d, n_boot, law_name)
         fits.append(make_law(law_name, holdout="none").fit(d))
+        _log(f"fitted the {law_name} law to {label}: {d.describe()}")
     res = compare(fits[0], fits[1], labels=labels, C_range=rng, n_resamples=n_boot, seed=seed, confidence=confidence)
     t = Table(title=f"{labels[0]} vs {labels[1]}: compute-optimal loss ({law_name} law)")
     t.add_column("quantity", style="bold")

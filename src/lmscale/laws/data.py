@@ -226,13 +226,28 @@ def _find(header: list[str], names: tuple[str, ...]) -> str | None:
     return None
 
 
+# Stated sizes for reading a CSV: a million rows (~1.2 s per 500k rows to parse, ~400 bytes each
+# held as dicts) and 256 MiB; scaling-law data are hundreds of rows, training curves thousands.
+MAX_CSV_ROWS = 1_000_000
+MAX_CSV_BYTES = 256 * 1024**2
+
+
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
+        size = path.stat().st_size
+        if size > MAX_CSV_BYTES:
+            raise LmscaleError(f"{str(path)!r} is {size:,} bytes; expected a CSV of at most {MAX_CSV_BYTES:,} bytes "
+                               f"({MAX_CSV_ROWS:,} rows): thin the training curves or keep final losses")
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             header = [h.strip() for h in (reader.fieldnames or [])]
             reader.fieldnames = header
-            rows = list(reader)
+            rows = []
+            for row in reader:
+                rows.append(row)
+                if len(rows) > MAX_CSV_ROWS:
+                    raise LmscaleError(f"{str(path)!r} has more than {MAX_CSV_ROWS:,} data rows; expected at most "
+                                       f"{MAX_CSV_ROWS:,}: thin the training curves or keep final losses")
     except OSError as err:
         raise LmscaleError(f"cannot read {str(path)!r}: {err.strerror or err}") from None
     except (csv.Error, UnicodeDecodeError) as err:

@@ -55,7 +55,7 @@ def fit_power_law(C: np.ndarray, Y: np.ndarray) -> tuple[float, float, float]:
     return float(slope), float(np.exp(icpt)), se
 
 
-def _fit_budgets(N, C, loss, ids, weights, min_points, drop_outside) -> list[BudgetFit]:
+def _fit_budgets(N, C, loss, ids, weights, min_points, drop_outside, max_spread=None) -> list[BudgetFit]:
     out = []
     for g in np.unique(ids):
         m = (ids == g) & (weights > 0)
@@ -66,6 +66,16 @@ def _fit_budgets(N, C, loss, ids, weights, min_points, drop_outside) -> list[Bud
         x = np.log(Ng)
         nd = len(np.unique(x))
         base = dict(C=Cg, n_points=int(m.sum()), N_min=float(Ng.min()), N_max=float(Ng.max()))
+        spread = float(C[ids == g].max() / C[ids == g].min())
+        if max_spread is not None and spread > max_spread:
+            # Grouping by C chains values that are each within rtol of the next, so data with no
+            # shared budgets (a random N x D scatter) form groups spanning a wide range of compute,
+            # whose "parabolas" would give a meaningless exponent.
+            out.append(BudgetFit(**base, curvature=float("nan"), N_opt=float("nan"), D_opt=float("nan"),
+                                 loss_opt=float("nan"), used=False,
+                                 warning=f"budget {fmt(Cg)} FLOPs: C ranges over {spread:.3g}x ({fmt(C[ids == g].min())} to "
+                                         f"{fmt(C[ids == g].max())}); not one compute budget, skipped"))
+            continue
         if nd < min_points:
             out.append(BudgetFit(**base, curvature=float("nan"), N_opt=float("nan"), D_opt=float("nan"),
                                  loss_opt=float("nan"), used=False,
@@ -93,6 +103,20 @@ def _fit_budgets(N, C, loss, ids, weights, min_points, drop_outside) -> list[Bud
     return out
 
 
+def _why_unused(budgets: list[BudgetFit], min_points: int) -> str:
+    """What kept budgets out, counted: e.g. '30 with fewer than 3 model sizes, 2 spanning a range of C'."""
+    counts = {"spanning a range of C": 0, f"with fewer than {min_points} model sizes": 0, "without a minimum": 0,
+              "with the vertex outside the sizes": 0}
+    for b in budgets:
+        if b.used or not b.warning:
+            continue
+        key = ("spanning a range of C" if "not one compute budget" in b.warning else
+               f"with fewer than {min_points} model sizes" if "distinct model size" in b.warning else
+               "without a minimum" if "opens downward" in b.warning else "with the vertex outside the sizes")
+        counts[key] += 1
+    return ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "none found"
+
+
 class IsoFLOPAllocation:
     """Approach 2 estimator. Fitted: a_, b_ (N_opt ~ C^a, D_opt ~ C^b), N_coef_, D_coef_, a_se_, b_se_,
     budgets_ (list of BudgetFit), warnings_ (list of str), n_budgets_used_.
@@ -109,8 +133,15 @@ class IsoFLOPAllocation:
         self.budget_rtol, self.min_points, self.drop_outside = budget_rtol, min_points, drop_outside
         self.target_compute = target_compute
 
+    def _max_spread(self, data: ScalingData) -> float | None:
+        """Largest max/min ratio of C within a budget found by grouping C values (none with a budget column)."""
+        if data.budget is not None and np.isfinite(data.budget).all():
+            return None
+        return (1 + self.budget_rtol) ** 2
+
     def _solve(self, data: ScalingData, ids: np.ndarray, weights: np.ndarray):
-        budgets = _fit_budgets(data.N, data.C, data.loss, ids, weights, self.min_points, self.drop_outside)
+        budgets = _fit_budgets(data.N, data.C, data.loss, ids, weights, self.min_points, self.drop_outside,
+                               self._max_spread(data))
         used = [b for b in budgets if b.used]
         C = np.array([b.C for b in used])
         a, kN, a_se = fit_power_law(C, np.array([b.N_opt for b in used])) if len(used) >= 2 else (np.nan,) * 3
@@ -125,8 +156,16 @@ class IsoFLOPAllocation:
         budgets, a, kN, a_se, b, kD, b_se = self._solve(data, ids, np.ones(len(data)))
         used = [x for x in budgets if x.used]
         if len(used) < 2:
-            raise LmscaleError(f"{data.source}: {len(used)} usable IsoFLOP budget(s) of {len(budgets)}; Approach 2 needs "
-                               f"at least 2 budgets with {self.min_points}+ model sizes and a minimum each")
+            why = _why_unused(budgets, self.min_points)
+            raise LmscaleError(f"{data.source}: {len(used)} usable IsoFLOP budget(s) of {len(budgets)} ({why}); Approach 2 "
+                               f"needs IsoFLOP structure: at least 2 compute budgets (a 'budget' column, or C values equal "
+                               f"within {self.budget_rtol:.0%}) with {self.min_points}+ model sizes and a minimum each")
+        on_budgets = sum(x.n_points for x in used)
+        if on_budgets < len(data) / 2:
+            # A few chance near-coincidences of C in scattered data are not an IsoFLOP design.
+            raise LmscaleError(f"{data.source}: only {on_budgets} of {len(data)} points lie on the {len(used)} usable IsoFLOP "
+                               f"budgets; Approach 2 needs IsoFLOP structure (most points sharing {self.min_points}+-size "
+                               "compute budgets); expected an IsoFLOP sweep, or Approach 3 (--approach 3) for scattered data")
         self.data_, self.budget_ids_ = data, ids
         self.budgets_, self.a_, self.N_coef_, self.a_se_, self.b_, self.D_coef_, self.b_se_ = budgets, a, kN, a_se, b, kD, b_se
         self.n_budgets_used_ = len(used)

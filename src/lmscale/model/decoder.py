@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from pydantic import Field, model_validator
 
+from lmscale.config import MAX_CONTEXT, MAX_DEPTH, MAX_HEADS, MAX_VOCAB, MAX_WIDTH
 from lmscale.model import parametrization
 from lmscale.model.base import Init, Model, ModelSpec, Params
 from lmscale.model.ops import linear
@@ -34,15 +35,17 @@ class DecoderConfig(ModelSpec):
     """Decoder-only transformer shape. Defaults follow GPT-2 small (124M)."""
 
     kind: Literal["decoder"] = "decoder"
-    depth: int = Field(12, gt=0, description="number of transformer blocks (n_layer)")
-    width: int = Field(768, gt=0, description="residual stream width d_model (n_embd)")
-    heads: int = Field(12, gt=0, description="attention heads; width must divide by it")
+    # Upper bounds: lmscale.config's absolute caps (what this machine holds is checked separately).
+    depth: int = Field(12, gt=0, le=MAX_DEPTH, description="number of transformer blocks (n_layer)")
+    width: int = Field(768, gt=0, le=MAX_WIDTH, description="residual stream width d_model (n_embd)")
+    heads: int = Field(12, gt=0, le=MAX_HEADS, description="attention heads; width must divide by it")
     mlp_ratio: float = Field(4.0, gt=0, le=64, description="MLP hidden width / model width")
-    context: int = Field(1024, gt=0, description="context length in tokens (block_size)")
+    context: int = Field(1024, gt=0, le=MAX_CONTEXT, description="context length in tokens (block_size)")
     vocab_size: int | None = Field(
-        None, gt=0, description="vocabulary size; null = the tokenizer's (padded up to a multiple of pad_vocab_to)"
+        None, gt=0, le=MAX_VOCAB,
+        description="vocabulary size; null = the tokenizer's (padded up to a multiple of pad_vocab_to)"
     )
-    pad_vocab_to: int = Field(1, gt=0, description="round the vocabulary up to a multiple of this (64 helps GPUs)")
+    pad_vocab_to: int = Field(1, gt=0, le=2**16, description="round the vocabulary up to a multiple of this (64 helps GPUs)")
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     positions: Literal["learned", "rope"] = "learned"
     activation: Literal["gelu", "swiglu"] = "gelu"
@@ -56,7 +59,7 @@ class DecoderConfig(ModelSpec):
         "sp", description="'sp' (standard, GPT-2) or 'mup' (maximal update: LR transfers across width; see model/parametrization.py)"
     )
     mup_base_width: int | None = Field(
-        None, gt=0, description="muP only (required): the width whose hyperparameters are tuned; width multiplier = width / this"
+        None, gt=0, le=MAX_WIDTH, description="muP only (required): the width whose hyperparameters are tuned; width multiplier = width / this"
     )
     mup_input_alpha: float = Field(1.0, gt=0, description="muP only: multiplier on the embedding output")
     mup_output_alpha: float = Field(1.0, gt=0, description="muP only: multiplier on the logits (on top of 1/width multiplier)")

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from pydantic import Field, model_validator
 
+from lmscale.config import MAX_CONTEXT, MAX_DEPTH, MAX_HEADS, MAX_WIDTH
 from lmscale.errors import LmscaleError
 from lmscale.model.base import Init, Model, ModelSpec, Param, Params
 from lmscale.model.decoder import DecoderConfig
@@ -152,9 +153,9 @@ class ICLGPTConfig(ModelSpec):
     """The vector-token GPT: GPT-2 blocks between a linear read-in and a scalar read-out."""
 
     kind: Literal["icl_gpt"] = "icl_gpt"
-    depth: int = Field(3, gt=0, description="transformer blocks")
-    width: int = Field(64, gt=0, description="residual width (n_embd)")
-    heads: int = Field(2, gt=0, description="attention heads; width must divide by it")
+    depth: int = Field(3, gt=0, le=MAX_DEPTH, description="transformer blocks")
+    width: int = Field(64, gt=0, le=MAX_WIDTH, description="residual width (n_embd)")
+    heads: int = Field(2, gt=0, le=MAX_HEADS, description="attention heads; width must divide by it")
     mlp_ratio: float = Field(4.0, gt=0, le=64)
     init_std: float = Field(0.02, gt=0, description="N(0, init_std) init of the GPT-2 blocks and positions")
     read_init: Literal["torch", "normal"] = Field(
@@ -162,8 +163,8 @@ class ICLGPTConfig(ModelSpec):
         description="read-in/read-out init: 'torch' U(+-1/sqrt(fan_in)) weights and biases, 'normal' N(0, init_std), zero biases"
     )
     format: Literal["garg", "akyurek"] = Field("garg", description="prompt token format")
-    d: int = Field(..., gt=0, description="input dimension of the x's")
-    n_points: int = Field(..., gt=0, description="examples per prompt k (positions cover 2k tokens)")
+    d: int = Field(..., gt=0, le=MAX_WIDTH, description="input dimension of the x's")
+    n_points: int = Field(..., gt=0, le=MAX_CONTEXT // 2, description="examples per prompt k (positions cover 2k tokens)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ICLGPTConfig":
@@ -284,11 +285,11 @@ class ICLLSAConfig(ModelSpec):
     """von Oswald's linear self-attention on tokens (x, y) of dimension d + 1."""
 
     kind: Literal["icl_lsa"] = "icl_lsa"
-    d: int = Field(..., gt=0, description="input dimension of the x's (tokens have d + 1 entries)")
-    depth: int = Field(1, gt=0, description="LSA layers")
-    heads: int = Field(1, gt=0, description="attention heads per layer")
+    d: int = Field(..., gt=0, le=MAX_WIDTH, description="input dimension of the x's (tokens have d + 1 entries)")
+    depth: int = Field(1, gt=0, le=MAX_DEPTH, description="LSA layers")
+    heads: int = Field(1, gt=0, le=MAX_HEADS, description="attention heads per layer")
     init_std: float = Field(0.002, gt=0, description="N(0, init_std / depth) init (von Oswald: 0.002/L)")
-    key_size: int | None = Field(None, gt=0, description="key/query size (default: the token size d + 1)")
+    key_size: int | None = Field(None, gt=0, le=MAX_WIDTH, description="key/query size (default: the token size d + 1)")
 
     @property
     def token_size(self) -> int:

@@ -38,6 +38,7 @@ DEFAULT_WIDTHS = (32, 64, 128, 256)
 # model (depth 2, widths 32-256, lr 3e-3, 3 steps, seeds 0-4): muP's worst slope 0.14-0.20 (the
 # logits after one step: a finite-width term that fades, 0.03 at widths 256-2048); SP's 1.5-1.8.
 FLAT_TOL = 0.25
+MAX_STEPS = 1_000  # Adam steps per width (the check reads the first few updates)
 
 
 @dataclass
@@ -112,8 +113,10 @@ def check_arguments(base_cfg: RunConfig, widths: Sequence[int], steps: int, lr: 
         raise LmscaleError(f"widths {list(widths)}: expected at least two widths, e.g. 32,64,128,256")
     if len(set(widths)) != len(widths) or min(widths) < 1:
         raise LmscaleError(f"widths {list(widths)}: expected distinct positive integers")
-    if steps < 1:
-        raise LmscaleError(f"steps={steps}: expected at least 1 Adam step")
+    if not 1 <= steps <= MAX_STEPS:
+        # A coordinate check reads activations over the first few updates; 1e9 steps per width
+        # would run for days behind a one-line-per-width log.
+        raise LmscaleError(f"steps={steps}: expected 1 to {MAX_STEPS:,} Adam steps per width (--steps)")
     if lr is not None and not (lr > 0 and math.isfinite(lr)):
         raise LmscaleError(f"lr={lr}: expected a positive learning rate")
     if parametrization not in ("sp", "mup"):
@@ -123,6 +126,10 @@ def check_arguments(base_cfg: RunConfig, widths: Sequence[int], steps: int, lr: 
         if w % heads:
             raise LmscaleError(f"width {w} is not divisible by model.heads={heads}; expected multiples of {heads}")
         _width_config(base_cfg.model, w, parametrization, base_cfg.model.mup_base_width or min(widths))
+    from lmscale.train.limits import check_run_config
+
+    widest = _width_config(base_cfg.model, max(widths), parametrization, base_cfg.model.mup_base_width or min(widths))
+    check_run_config(base_cfg.model_copy(update={"model": widest}))  # what this machine holds, at the widest
 
 
 def _train_one(mcfg: DecoderConfig, tcfg: TrainConfig, batches: list[np.ndarray], seed: int):

@@ -35,11 +35,16 @@ def make_figures(path: Path, law_name: str = "chinchilla", out: Path | None = No
     from lmscale.laws.envelope import EnvelopeAllocation
     from lmscale.laws.estimators import make_law
     from lmscale.laws.isoflop import IsoFLOPAllocation
+    from lmscale.laws.cli import MAX_BOOTSTRAP, check_law_size
     from lmscale.report.figures import envelope_law, write_fit_figures
 
-    if n_bootstrap < 0 or n_bootstrap == 1:
-        raise LmscaleError(f"--bootstrap {n_bootstrap}; expected 0 (none) or at least 2 resamples (1000 for 95% intervals)")
+    if n_bootstrap < 0 or n_bootstrap == 1 or n_bootstrap > MAX_BOOTSTRAP:
+        raise LmscaleError(f"--bootstrap {n_bootstrap}; expected 0 (none) or 2 to {MAX_BOOTSTRAP:,} resamples "
+                           "(1000 for 95% intervals)")
+    if out is not None and out.exists() and not out.is_dir():
+        raise LmscaleError(f"--out {str(out)!r} is a file; expected a directory for the figures")
     data = load_scaling_data(path, family)
+    check_law_size(data, n_bootstrap, law_name)  # a 500,000-row CSV is refused, not fitted for an hour
     curves = None
     if curves_path is not None:
         curves = load_curves(curves_path, family)

@@ -68,11 +68,17 @@ def run(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Put failed and diverged runs back in the queue."),
     max_jobs: Optional[int] = typer.Option(None, "--max-jobs", min=1, help="Stop after this many jobs."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a live progress bar per run."),
+    stale_after: float = typer.Option(
+        120.0, "--stale-after", min=1.0,
+        help="Seconds without a heartbeat after which a worker on another host loses its job (a live worker on "
+             "this host never does). Hosts' clocks must agree to well within this."),
 ):
     """Train the pending runs of a sweep. Kill it at any time and run it again: it resumes.
 
     Start several workers on one sweep directory (other terminals or hosts sharing the disk) and
-    they split the jobs between them.
+    they split the jobs between them. A job is taken over only when its worker is gone: on the
+    same host when its process has ended, on another host after --stale-after seconds without a
+    heartbeat (a worker that stalls that long and comes back stops, it never trains a job twice).
 
     Example: lmscale sweep run configs/emergence/ladder.yaml
     """
@@ -93,7 +99,7 @@ def run(
         rep.log(f"{n} failed or diverged run(s) queued again")
     console.print(f"sweep {sweep.spec.name}: {len(sweep.runs)} runs in {sweep.dir}/")
     try:
-        counts = run_sweep(sweep, rep, max_jobs=max_jobs)
+        counts = run_sweep(sweep, rep, max_jobs=max_jobs, stale_after=stale_after)
     except KeyboardInterrupt:
         err_console.print(f"interrupted; resume with: lmscale sweep run {sweep.dir}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None

@@ -22,7 +22,7 @@ from typing import Any
 
 from lmscale.errors import LmscaleError
 from lmscale.fileio import atomic_write_json, atomic_write_text
-from lmscale.sweep.registry import REGISTRY, Registry
+from lmscale.sweep.registry import REGISTRY, Registry, run_dir_of
 from lmscale.train.metrics import read_metrics
 from lmscale.train.run import METRICS
 
@@ -53,13 +53,15 @@ def collect_results(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], list[d
             tokens_per_s=r["tokens_per_s"], train_s=r["train_s"], error=r["error"],
         )
         rows.append(row)
-        mpath = sweep_dir / "runs" / r["run_id"] / METRICS
+        mpath = run_dir_of(sweep_dir, r["run_id"]) / METRICS
         if not mpath.is_file():
             continue
         tokens_per_step = p["D"] / p["steps"]
+        seen = set()
         for m in read_metrics(mpath):
-            if m.get("kind") != "eval" or m["step"] == 0:
-                continue
+            if m.get("kind") != "eval" or m["step"] == 0 or m["step"] in seen:
+                continue  # one point per evaluation step, even if a late worker appended a step again
+            seen.add(m["step"])
             d = m["step"] * tokens_per_step
             curves.append({
                 "run_id": r["run_id"], "trunk": p["trunk"], "family": p["family"], "seed": p["seed"], "N": p["N"],

@@ -9,6 +9,12 @@ paused at each shorter budget's cooldown start, the branch is forked from the tr
 at that step (copied atomically into its own run directory), trained to the end of its cooldown,
 and the trunk continues. Every step is idempotent, so a worker killed anywhere resumes the job
 without retraining anything that finished.
+
+A worker holds its job through the registry's claim and the job's lease file (`lease.Hold`) and
+checks that it still does before each stage (trunk to a fork, a fork, a group of runs), before
+recording each result, and at every training step (through its reporter), so a worker that lost
+its job (stalled on another host past the lease) stops instead of training it again. Run ids
+read from the registry must be run names that resolve to a directory inside ``runs/``.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ from typing import Any
 
 import yaml
 
-from lmscale.config import config_diff
+from lmscale.config import config_diff, safe_load_unique
 from lmscale.data.prepare import prepare_data
 from lmscale.errors import DivergedError, LmscaleError
 from lmscale.fileio import atomic_write_yaml
-from lmscale.sweep.registry import REGISTRY, Heartbeat, Registry, worker_id
+from lmscale.sweep.lease import LEASES, ClaimLost, Hold, Lease, acquire
+from lmscale.sweep.registry import REGISTRY, Registry, run_dir_of, worker_id
 from lmscale.sweep.spec import (
     PlannedRun,
     SweepSpec,
@@ -46,7 +53,6 @@ from lmscale.train.metrics import read_metrics
 from lmscale.train.run import resolve_paths
 
 SWEEP_FILE = "sweep.yaml"
-RUNS = "runs"
 
 
 @dataclass
@@ -61,7 +67,7 @@ class Sweep:
         return self.dir / REGISTRY
 
     def run_dir(self, run_id: str) -> Path:
-        return self.dir / RUNS / run_id
+        return run_dir_of(self.dir, run_id)
 
 
 def is_sweep_dir(path: Path) -> bool:
@@ -103,8 +109,11 @@ def open_sweep(spec_or_dir: str | Path, sweep_dir: str | Path | None = None, log
     else:
         if not path.is_file():
             raise LmscaleError(f"sweep spec {str(path)!r} not found; expected a YAML file such as configs/sweeps/demo.yaml or a sweep directory")
-        spec, base, runs, warns = plan_sweep(path, log)
+        spec, base = load_spec(path)
         out = Path(sweep_dir) if sweep_dir is not None else Path("sweeps") / spec.name
+        if out.exists() and not out.is_dir():  # refused before the data is prepared
+            raise LmscaleError(f"sweep directory {str(out)!r} is a file; expected a new, empty or sweep directory")
+        spec, base, runs, warns = _plan(spec, base, log)
         record = spec_text_for_dir(spec, base)
         if is_sweep_dir(out):
             old = _read_record(out / SWEEP_FILE)
@@ -123,6 +132,8 @@ def open_sweep(spec_or_dir: str | Path, sweep_dir: str | Path | None = None, log
     reg = Registry(out / REGISTRY)
     try:
         reg.add_runs(runs)
+        for r in reg.runs():  # a tampered registry is refused now, before any worker trains
+            run_dir_of(out, r["run_id"])
     finally:
         reg.close()
     return Sweep(out, spec, runs, warns)
@@ -130,9 +141,10 @@ def open_sweep(spec_or_dir: str | Path, sweep_dir: str | Path | None = None, log
 
 def _read_record(path: Path) -> dict[str, Any]:
     try:
-        rec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise LmscaleError(f"{str(path)!r} is unreadable ({err}); expected the sweep record written by lmscale") from None
+        rec = safe_load_unique(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:  # UnicodeDecodeError: a binary file
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise LmscaleError(f"{str(path)!r} is unreadable ({why}); expected the sweep record written by lmscale") from None
     if not isinstance(rec, dict) or "spec" not in rec:
         raise LmscaleError(f"{str(path)!r} is not a sweep record; expected a mapping with a 'spec' key")
     return rec
@@ -144,33 +156,86 @@ def _read_record(path: Path) -> dict[str, Any]:
 
 def run_sweep(
     sweep: Sweep, reporter: Reporter | None = None, max_jobs: int | None = None, stale_after: float = 120.0,
-    heartbeat_every: float = 15.0,
+    heartbeat_every: float | None = None,
 ) -> dict[str, int]:
-    """Claim and train jobs until none is left (or `max_jobs` were done); returns the run counts."""
+    """Claim and train jobs until none is left (or `max_jobs` were done); returns the run counts.
+
+    `stale_after` (seconds) is how long a worker on another host may go without a heartbeat
+    before its job is taken over (a live worker on this host keeps its job); heartbeats come
+    every `heartbeat_every` seconds (default: a quarter of that, at most 15 s).
+    """
+    if not stale_after > 0:
+        raise LmscaleError(f"stale_after={stale_after}; expected a positive number of seconds")
+    every = heartbeat_every if heartbeat_every is not None else min(15.0, stale_after / 4)
     rep = reporter or Reporter()
     me = worker_id()
     reg = Registry(sweep.registry_path)
     done_jobs = 0
     try:
         while max_jobs is None or done_jobs < max_jobs:
-            job = reg.claim(me, stale_after=stale_after)
+            won: list[Lease] = []
+
+            def take(job: str) -> bool:  # inside the registry's claim: the lease file decides
+                lease = acquire(sweep.dir / LEASES, job, me, stale_after)
+                won[:] = [lease] if lease is not None else []
+                return lease is not None
+
+            job = reg.claim(me, stale_after=stale_after, take=take)
             if job is None:
                 break
-            with Heartbeat(sweep.registry_path, job, me, every=heartbeat_every):
+            with Hold(reg, won[0], every=every) as hold:
                 try:
-                    status, error = _run_job(sweep, reg, job, rep)
+                    status, error = _run_job(sweep, reg, hold, rep)
+                except ClaimLost as err:  # the job is another worker's now: leave its records to it
+                    rep.warn(f"{err}; leaving it to that worker")
+                    # If the registry still names this worker (its lease file was superseded or
+                    # removed, but no one recorded a claim), queue the job again, or it would wait
+                    # for this live worker to exit.
+                    reg.hand_back(job, me)
+                    continue
                 except BaseException:
-                    # Interrupted (Ctrl-C): hand the job back; its runs resume from their checkpoints.
-                    for r in reg.job_runs(job):
-                        if r["status"] == "running":
-                            reg.set_run(r["run_id"], "pending")
-                    reg.finish_job(job, "pending")
+                    # Interrupted (Ctrl-C), or a refused registry: hand the job back (if still ours);
+                    # its runs resume from their checkpoints.
+                    try:
+                        if reg.hand_back(job, me):
+                            hold.lease.release()
+                    except (OSError, LmscaleError):
+                        pass  # the error being raised says more; the job is taken over once this worker is gone
                     raise
-            reg.finish_job(job, status, error)
+            if reg.finish_job(job, status, error, worker=me):
+                hold.lease.release()
             done_jobs += 1
         return reg.counts()
     finally:
         reg.close()
+
+
+class _Guarded(Reporter):
+    """The reporter the training core sees: passes everything on, and stops training (raises
+    `ClaimLost`) at the first step after the job became another worker's."""
+
+    def __init__(self, rep: Reporter, hold: Hold):
+        self.rep, self.hold = rep, hold
+
+    def log(self, msg: str) -> None:
+        self.rep.log(msg)
+
+    def warn(self, msg: str) -> None:
+        self.rep.warn(msg)
+
+    def start(self, total_steps: int, done: int) -> None:
+        self.hold.check("training")
+        self.rep.start(total_steps, done)
+
+    def update(self, step: int, record: dict[str, Any]) -> None:
+        self.hold.check(f"step {step + 1}")
+        self.rep.update(step, record)
+
+    def stop(self) -> None:
+        self.rep.stop()
+
+    def check(self, before: str) -> None:  # the core asks before each write to the run directories
+        self.hold.check(before, now=True)
 
 
 def run_spec(spec: dict[str, Any], spec_path: Path, sweep_dir: Path, rep: Reporter, what: str,
@@ -194,40 +259,54 @@ def run_spec(spec: dict[str, Any], spec_path: Path, sweep_dir: Path, rep: Report
     return sweep, counts
 
 
-def _run_job(sweep: Sweep, reg: Registry, job: str, rep: Reporter) -> tuple[str, str | None]:
+def _run_job(sweep: Sweep, reg: Registry, hold: Hold, rep: Reporter) -> tuple[str, str | None]:
+    job, me = hold.job, hold.lease.worker
     runs = reg.job_runs(job)
-    by_id = {r["run_id"]: r for r in runs}
+    for r in runs:  # every path first: a tampered registry is refused before anything is written
+        sweep.run_dir(r["run_id"])
     levels = sorted({r["plan"]["steps"] for r in runs})
+    guarded = _Guarded(rep, hold)
+
+    def record(run_id: str, status: str, **fields: Any) -> None:
+        hold.check(f"recording run {run_id} as {status}", now=True)
+        if not reg.set_run(run_id, status, worker=me, **fields) and reg.owner(job) != me:
+            raise ClaimLost(f"job {job!r} is no longer this worker's; stopped before recording run {run_id} as {status}")
+
     failed: str | None = None
     for level in levels:
+        hold.check(f"the runs of {level} steps", now=True)
+        runs = reg.job_runs(job)  # fresh states: never retrain what is done
+        by_id = {r["run_id"]: r for r in runs}
         todo = [r for r in runs if r["plan"]["steps"] == level and r["status"] != "done"]
         if failed:
             for r in todo:
-                reg.set_run(r["run_id"], "failed", error=f"not trained: {failed}")
+                record(r["run_id"], "failed", error=f"not trained: {failed}")
             continue
         if not todo:
             continue
         try:
-            _fork_branches(sweep, reg, [r for r in todo if r["plan"]["fork_step"] is not None], by_id, rep)
+            _fork_branches(sweep, record, hold, [r for r in todo if r["plan"]["fork_step"] is not None], by_id, guarded)
             for r in todo:
-                reg.set_run(r["run_id"], "running", error=None)
+                record(r["run_id"], "running", error=None)
             t0 = time.perf_counter()
-            summaries = _train_group(sweep, todo, rep)
+            summaries = _train_group(sweep, todo, guarded)
             wall = time.perf_counter() - t0
             for r, s in zip(todo, summaries):
-                reg.set_run(
+                record(
                     r["run_id"], "done", final_loss=s["final_val_loss"], final_loss_se=s["final_val_loss_se"],
                     best_loss=s["best_val_loss"], tokens_per_s=s.get("tokens_per_s"), train_s=wall,
                 )
+        except ClaimLost:
+            raise
         except DivergedError as err:
             failed = f"diverged: {err}"
             for r in todo:
-                reg.set_run(r["run_id"], "diverged", error=str(err))
+                record(r["run_id"], "diverged", error=str(err))
         except Exception as err:  # a failed run must not stop the sweep: record it and go on
             rep.warn("".join(traceback.format_exception_only(type(err), err)).strip())
             failed = f"{type(err).__name__}: {err}"
             for r in todo:
-                reg.set_run(r["run_id"], "failed", error=failed)
+                record(r["run_id"], "failed", error=failed)
     return ("failed", failed) if failed else ("done", None)
 
 
@@ -237,7 +316,7 @@ def _train_group(sweep: Sweep, runs: list[dict[str, Any]], rep: Reporter, stop_a
     return train_ensemble(cfgs, dirs, rep, stop_at=stop_at)  # one run is an ensemble of one
 
 
-def _fork_branches(sweep: Sweep, reg: Registry, branches: list[dict[str, Any]], by_id, rep: Reporter) -> None:
+def _fork_branches(sweep: Sweep, record, hold: Hold, branches: list[dict[str, Any]], by_id, rep: Reporter) -> None:
     """Pause each branch's trunk at the fork step and copy that state into the branch's run dir."""
     need = [b for b in branches if not is_run_dir(sweep.run_dir(b["run_id"]))]
     if not need:
@@ -248,12 +327,13 @@ def _fork_branches(sweep: Sweep, reg: Registry, branches: list[dict[str, Any]], 
     fork = forks.pop()
     trunks = [by_id[b["plan"]["trunk"]] for b in need]
     for t in trunks:
-        reg.set_run(t["run_id"], "running")
+        record(t["run_id"], "running")
     rep.log(f"trunk{'s' if len(trunks) > 1 else ''} {', '.join(t['run_id'] for t in trunks)}: to step {fork} for a cooldown branch")
     _train_group(sweep, trunks, rep, stop_at=fork)
     for t in trunks:
-        reg.set_run(t["run_id"], "paused")
+        record(t["run_id"], "paused")
     for b, t in zip(need, trunks):
+        hold.check(f"forking {b['run_id']}", now=True)
         fork_branch(sweep.run_dir(t["run_id"]), sweep.run_dir(b["run_id"]), b["config"], fork)
 
 
@@ -275,7 +355,7 @@ def fork_branch(trunk_dir: Path, branch_dir: Path, branch_config: dict[str, Any]
     tmp = branch_dir.with_name(branch_dir.name + ".forking")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / CHECKPOINTS).mkdir(parents=True)
-    cfg = yaml.safe_load((trunk_dir / CONFIG).read_text(encoding="utf-8"))
+    cfg = safe_load_unique((trunk_dir / CONFIG).read_text(encoding="utf-8"))
     cfg["name"] = branch_config["name"]
     cfg["train"]["steps"] = branch_config["train"]["steps"]
     atomic_write_yaml(tmp / CONFIG, cfg)

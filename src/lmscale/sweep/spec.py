@@ -17,6 +17,7 @@ budget is a cooldown branched from the trunk's checkpoint (Hägele et al. 2024).
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import math
@@ -30,9 +31,15 @@ from pydantic import Field, ValidationError, model_validator
 from lmscale.config import Strict, _format_validation_error, load_yaml
 from lmscale.errors import LmscaleError
 from lmscale.model.sizing import count_flops, count_params
+from lmscale.sweep.registry import MAX_ID_CHARS
 from lmscale.train.config import RunConfig
 
 SPEC_VERSION = 1
+# The most runs one spec may expand to. Expanding and printing the plan costs ~1 ms a run
+# (validation, counting, the table): `sweep plan` of 10,000 runs took 9 s on the busy 2-core VM,
+# and the registry holds a few MiB. A 10^6-run grid is refused at once (counted, not expanded)
+# instead of running for minutes without output. Bigger studies: several sweeps.
+MAX_RUNS = 10_000
 
 
 class LadderSpec(Strict):
@@ -127,7 +134,61 @@ class SweepSpec(Strict):
                 raise ValueError(f"grid.{k}: expected a non-empty list of values")
             if k.split(".")[0] in ("data", "seed", "name"):
                 raise ValueError(f"grid key {k!r}: one sweep trains on one corpus with the 'seeds' list; expected model/train keys")
+        owners = self.expansion_keys()
+        for what, section in (("grid", self.grid), ("set", self.set)):
+            for k, v in section.items():
+                values = v if what == "grid" else [v]
+                hit = next((h for x in values if (h := _overridden(k, x, owners, replaces=what == "grid"))), None)
+                if hit:
+                    raise ValueError(f"{what} key {k!r} would be overridden: {owners[hit]} sets {hit} of every run; "
+                                     f"expected a key the expansion leaves alone (give sizes in 'ladder', budgets in 'tokens')")
+        n = self.max_runs()
+        if n > MAX_RUNS:
+            dims = [f"{len(self.ladder.members())} model sizes", f"{_n_budgets(self.tokens)} token budgets",
+                    f"{len(self.seeds)} seeds"] + [f"{len(v)} {k}" for k, v in self.grid.items()]
+            raise ValueError(f"the spec expands to up to {n:,} runs ({' x '.join(dims)}); expected at most {MAX_RUNS:,} "
+                             "runs per sweep (split the study into several sweeps)")
         return self
+
+    def expansion_keys(self) -> dict[str, str]:
+        """Dotted config keys the expansion sets on every run -> who sets them. A grid or set key
+        naming one would be silently replaced (pairs of identical runs, or a ladder not trained)."""
+        if self.ladder.shapes is not None:
+            sized = sorted({k for shape in self.ladder.shapes for k in shape})
+        else:
+            sized = ["depth", "width", "heads"]
+        out = {f"model.{k}": "the ladder" for k in sized}
+        out |= {"train.steps": "the token budget ('tokens')", "seed": "the 'seeds' list", "name": "the sweep (run ids)"}
+        return out
+
+    def max_runs(self) -> int:
+        """Runs the spec expands to at most (IsoFLOP windows may keep fewer): counted, not expanded."""
+        return math.prod([len(self.ladder.members()), _n_budgets(self.tokens), len(self.seeds)]
+                         + [len(v) for v in self.grid.values()])
+
+
+def _n_budgets(t: "TokensSpec") -> int:
+    return len(t.absolute or t.per_param or (t.isoflop.budgets if t.isoflop else []))
+
+
+def _overridden(key: str, value: Any, owners: dict[str, str], replaces: bool) -> str | None:
+    """The expansion key that `key` set to `value` would lose to, if any: the key itself or one
+    under it; for a section key, one its mapping value sets, or (`replaces`: grid values replace
+    the section after the ladder is applied) any the ladder sets in it."""
+    for o, who in owners.items():
+        if key == o or key.startswith(o + "."):
+            return o
+        if o.startswith(key + "."):
+            if replaces and who == "the ladder":
+                return o
+            node = value
+            for part in o[len(key) + 1:].split("."):
+                if not isinstance(node, dict) or part not in node:
+                    break
+                node = node[part]
+            else:
+                return o
+    return None
 
 
 @dataclass
@@ -272,8 +333,7 @@ def expand(spec: SweepSpec, base: dict[str, Any], vocab_size: int) -> list[Plann
                         n_params=n.total, n_nonembed=n.non_embedding, tokens=tokens, flops=fpt * tokens,
                         flops_6n=6.0 * n.total * tokens, budget=budget, steps=steps, fork_step=fork, grid=grid,
                     ))
-    ids = [r.run_id for r in runs]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
+    dup = sorted(i for i, n in collections.Counter(r.run_id for r in runs).items() if n > 1)
     if dup:
         raise LmscaleError(
             f"sweep {spec.name!r} expands to duplicate runs {dup[:3]}; expected distinct (shape, tokens, seed, grid) "
@@ -281,6 +341,10 @@ def expand(spec: SweepSpec, base: dict[str, Any], vocab_size: int) -> list[Plann
         )
     if not runs:
         raise LmscaleError(f"sweep {spec.name!r} expands to no runs; expected budgets that keep at least one model")
+    long = next((r.run_id for r in runs if len(r.run_id) > MAX_ID_CHARS), None)
+    if long is not None:
+        raise LmscaleError(f"run id {long!r} has {len(long)} characters; expected at most {MAX_ID_CHARS} "
+                           "(a shorter sweep name or family, or fewer grid keys)")
     # Cheapest jobs first, so partial sweeps already give a usable small-scale table.
     job_cost: dict[str, float] = {}
     for r in runs:

@@ -11,14 +11,24 @@ Invalid parameters (epsilon outside (0, 1), non-positive sizes, d_t < 2, unknown
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from lmscale.console import console, sub_app
+from lmscale.console import console, err_console, sub_app
 from lmscale.errors import LmscaleError
+
+# Monte-Carlo sizes (measured on the 2-core VM: one R = 1e6, T = 3e6 graph, 1.8e7 edges, took 4.8 s
+# and 880 MB to sample and peel). Checked before anything is sampled: memory against this
+# machine (lmscale.train.limits), counts against absolute caps; settings expected to take longer
+# than PROGRESS_S print a line first, so a long check never runs silently.
+MC_BYTES_PER_EDGE = 48  # bytes: edge indices, sort and peeling queues
+MC_SECONDS_PER_EDGE = 2.7e-7  # per graph
+MAX_TRIALS = 1_000_000
+PROGRESS_S = 5.0
 
 theory_app = sub_app(
     "Information theory of scaling (Nayak & Varshney 2024): compute-optimal allocation, thresholds, "
@@ -215,32 +225,52 @@ def _montecarlo(R_text, trials, kappa, degrees, vertices, d_t, epsilon, seed):
     from lmscale.theory.peeling import simulate
     from lmscale.theory.random_graphs import giant_fraction_mc
 
-    if trials < 2:
-        raise LmscaleError(f"--trials {trials}; expected at least 2 (for a standard error)")
+    from lmscale.train.limits import Need, check_fits
+
+    if not 2 <= trials <= MAX_TRIALS:
+        raise LmscaleError(f"--trials {trials}; expected 2 (for a standard error) to {MAX_TRIALS:,}")
     if vertices < 100:
         raise LmscaleError(f"--er-vertices {vertices}; expected at least 100")
-    if kappa is not None and not kappa > 0:
-        raise LmscaleError(f"--texts-per-concept {kappa}; expected a positive number")
+    if kappa is not None and not (kappa > 0 and math.isfinite(kappa)):
+        raise LmscaleError(f"--texts-per-concept {kappa}; expected a positive finite number")
+    if not 0 <= seed < 2**63:
+        raise LmscaleError(f"--seed {seed}; expected a non-negative integer below 2^63")
     p = NVParams(d_t=d_t, epsilon=epsilon)
-    peel_rows = []
-    for R in _numbers(R_text, "--R"):
-        if not R >= max(d_t, 10):
-            raise LmscaleError(f"--R {R:g}; expected at least max(10, d_t) concepts")
+    Rs, cs = _numbers(R_text, "--R"), _numbers(degrees, "--er-degrees")
+    settings = []  # (R, texts per concept): everything is checked before the first graph is drawn
+    for R in Rs:
+        if not (R >= max(d_t, 10) and math.isfinite(R)):
+            raise LmscaleError(f"--R {R:g}; expected a finite number of concepts, at least max(10, d_t)")
         k = kappa
         if k is None:
             # The optimum's texts per concept at the budget where R* ~ R (R*/sqrt(C) ~ 0.4).
             opt = compute_optimal([(R / 0.4) ** 2], p)
             k = float(opt.T_star[0] / opt.R_star[0])
+        edges = k * R * d_t  # mean edges of one sampled graph (T texts x d_t concepts each)
+        check_fits([Need("one peeling graph", edges * MC_BYTES_PER_EDGE + 16 * (R / epsilon + k * R), f"--R {R:g}",
+                         f"~{edges:.3g} edges x {MC_BYTES_PER_EDGE} bytes at {k:.3g} texts per concept, d_t = {d_t:g}")],
+                   "fewer concepts (--R) or texts (--texts-per-concept)")
+        settings.append((R, k, edges))
+    for c in cs:
+        if not (c > 0 and math.isfinite(c)):
+            raise LmscaleError(f"--er-degrees {c:g}; expected positive finite mean degrees")
+        check_fits([Need("one Erdős–Rényi graph", 40.0 * vertices * (1 + c), f"--er-vertices {vertices}, --er-degrees {c:g}",
+                         f"{vertices:,} vertices, ~{c * vertices / 2:.3g} edges x ~80 bytes")],
+                   "fewer vertices (--er-vertices) or a smaller mean degree")
+    peel_rows = []
+    for R, k, edges in settings:
         ens = ConceptTextEnsemble(R=R, T=k * R, d_t=d_t, epsilon=epsilon)
+        eta = edges * MC_SECONDS_PER_EDGE * trials
+        if eta > PROGRESS_S:
+            err_console.print(f"[dim]peeling {trials} graphs at R = {R:g} (~{edges:.3g} edges each): about "
+                              f"{eta:.0f} s on a 2-core VM[/dim]", highlight=False, soft_wrap=True)
         mc = simulate(ens, trials=trials, seed=seed)
         w = waterfall(ens)
         z = (mc.P_b - w.P_b) / mc.P_b_se if mc.P_b_se > 0 else float("nan")
         peel_rows.append((_fmt(R), _fmt(ens.T), str(trials), f"{mc.P_B:.4f} ± {mc.P_B_se:.4f}", f"{w.P_B:.4f}",
                           f"{_fmt(mc.P_b)} ± {_fmt(mc.P_b_se)}", _fmt(w.P_b), f"{z:.2f}" if np.isfinite(z) else "-"))
     er_rows = []
-    for c in _numbers(degrees, "--er-degrees"):
-        if not c > 0:
-            raise LmscaleError(f"--er-degrees {c:g}; expected positive mean degrees")
+    for c in cs:
         r = giant_fraction_mc(c, vertices, max(trials // 10, 4), seed)
         er_rows.append((f"{c:g}", _fmt(vertices), str(r.n_graphs), f"{r.mean:.5f} ± {r.stderr:.5f}", f"{r.theory:.5f}",
                         f"{r.z:.2f}"))

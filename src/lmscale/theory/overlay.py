@@ -570,13 +570,15 @@ def theory_overlay(fit_or_law, out_dir: str | Path, *, params=None, tasks: str |
                          f"{p.tokens_per_text:.3g} tokens/text) these budgets are below the theory's range "
                          f"(C < {np.exp(table.lnC.min()) * p.flops_per_model_unit:.3g} FLOPs); curve omitted")
     band = fr.band(C) if fr.band is not None else None
-    res.files += _overlay_figure(out, res, C, N_law, D_law, N_th, tpp_th, N_paper, band, fr)
     if tasks is None and not hasattr(fit_or_law, "form") and Path(fit_or_law).is_dir() \
             and (Path(fit_or_law) / "eval.csv").is_file():
         tasks = Path(fit_or_law) / "eval.csv"
         res.notes.append(f"per-task curves from {tasks}")
-    if tasks is not None:
-        for t, v in load_task_curves(tasks, metric).items():
+    # Read the task curves before writing anything: a bad --tasks file leaves no half-written output.
+    curves = load_task_curves(tasks, metric) if tasks is not None else None
+    res.files += _overlay_figure(out, res, C, N_law, D_law, N_th, tpp_th, N_paper, band, fr)
+    if curves is not None:
+        for t, v in curves.items():
             try:
                 res.tasks.append(fit_task(t, *v))
             except LmscaleError as err:

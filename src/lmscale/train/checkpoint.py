@@ -24,7 +24,9 @@ Nothing is pickled.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -101,7 +103,20 @@ def save(ckpt_dir: str | os.PathLike, step: int, state, extra: dict[str, Any] | 
     _sync(f"lmscale-ckpt-clear-{step}")
     import orbax.checkpoint as ocp
 
-    _checkpointer().save(arrays, args=ocp.args.StandardSave(state))
+    try:
+        with _quiet_orbax():
+            _checkpointer().save(arrays, args=ocp.args.StandardSave(state))
+    except Exception as err:
+        # Orbax's array writer (TensorStore) reports a full disk or a read-only directory as a
+        # ValueError carrying the OS error code; give it back as the OSError it is, with nothing
+        # half-written left behind.
+        code = re.search(r"os_error_code='?(\d+)", str(err))
+        if isinstance(err, OSError) or code is None:
+            raise
+        shutil.rmtree(arrays, ignore_errors=True)
+        for tmp in ckpt_dir.glob(f"{_stem(step)}{_ORBAX_TMP}*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(arrays)) from None
     delay = os.environ.get(SAVE_DELAY_ENV)
     if delay:
         time.sleep(float(delay))
@@ -119,6 +134,19 @@ def save(ckpt_dir: str | os.PathLike, step: int, state, extra: dict[str, Any] | 
             prune(ckpt_dir, keep)
     _sync(f"lmscale-ckpt-commit-{step}")
     return arrays
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+    """Orbax logs a failed write from each of its threads (several tracebacks) before raising it;
+    the one error raised is reported instead."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def list_steps(ckpt_dir: str | os.PathLike) -> list[int]:

@@ -10,9 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from lmscale.config import DataConfig, Strict, TrainConfig, apply_overrides, format_validation_error, load_yaml
+from lmscale.config import (
+    MAX_TOKENS_PER_STEP,
+    DataConfig,
+    Strict,
+    TrainConfig,
+    apply_overrides,
+    format_validation_error,
+    load_yaml,
+)
 from lmscale.errors import LmscaleError
 from lmscale.model.base import ModelSpec
 from lmscale.model.decoder import DecoderConfig
@@ -34,6 +42,17 @@ class RunConfig(Strict):
         # A wrap validator, so the chosen class's own ValidationError nests under 'model.'.
         del handler
         return validate_model_spec(value)
+
+    @model_validator(mode="after")
+    def _tokens_per_step(self) -> "RunConfig":
+        context = getattr(self.model, "context", None)
+        if context is not None and self.train.batch_size * context > MAX_TOKENS_PER_STEP:
+            raise ValueError(
+                f"train.batch_size={self.train.batch_size} x model.context={context} = "
+                f"{self.train.batch_size * context:,} tokens per step exceeds {MAX_TOKENS_PER_STEP:,} (int32 positions); "
+                "expected a smaller batch or context"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lmscale.config import config_diff
+from lmscale.config import config_diff, safe_load_unique
 from lmscale.errors import DivergedError, LmscaleError
 from lmscale.fileio import atomic_write_json, atomic_write_yaml, read_json
 from lmscale.train import checkpoint
@@ -76,6 +76,11 @@ class Reporter:
 
     def stop(self) -> None:
         pass
+
+    def check(self, before: str) -> None:
+        """Called before the core writes to the run directories (opening them, rolling members
+        back, each state hook, the summaries); raising stops the run there. A sweep worker
+        raises once its job has become another worker's."""
 
 
 @dataclass
@@ -331,7 +336,8 @@ class Checkpoints(Hook):
                 if host[j] is None:
                     host[j] = jax.device_get(run.states[j])
                 state = jax.tree.map(lambda x: x[i % run.chunk], host[j])
-            extra = {"loader_position": run.step, "seed": m.seed, "rng": f"fold_in(key({m.seed}), stream, step)"}
+            extra = {"loader_position": run.step, "seed": m.seed, "rng": f"fold_in(key({m.seed}), stream, step)",
+                     "machine": machine_record(run.trainer)}
             if run.k > 1:
                 extra["ensemble"] = {"member": int(i), "members": run.k}
             if m.checkpoint_extra is not None:
@@ -391,19 +397,26 @@ def is_run_dir(path: Path) -> bool:
     return (Path(path) / CONFIG).is_file()
 
 
-def open_run_dir(m: Member) -> tuple[bool, bool]:
-    """Create member `m`'s run directory with its config, or check an existing one holds the same
-    run: (resumed, finished before)."""
+def inspect_run_dir(m: Member) -> str:
+    """What member `m`'s run directory holds, checked before anything is written: "resume" (the
+    same run), "new" (absent or empty) or "restart" (a run that never trained a step, whose config
+    may differ: a crash before the first record, say a model too large to build, must not lock
+    the directory to the config that crashed)."""
     import yaml
 
     run_dir = m.run_dir
     if is_run_dir(run_dir):
         try:
-            existing = yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as err:
-            raise LmscaleError(f"{str(run_dir / CONFIG)!r} is unreadable ({err}); expected the config lmscale wrote") from None
-        diff = config_diff(m.normalize(existing), m.normalize(m.config))
+            existing = safe_load_unique((run_dir / CONFIG).read_text(encoding="utf-8"))
+            diff = config_diff(m.normalize(existing), m.normalize(m.config))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, TypeError, AttributeError) as err:
+            if _never_trained(run_dir):
+                return "restart"
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise LmscaleError(f"{str(run_dir / CONFIG)!r} is unreadable ({why}); expected the config lmscale wrote") from None
         if diff:
+            if _never_trained(run_dir):
+                return "restart"
             shown = ", ".join(diff[:3]) + (f" and {len(diff) - 3} more" if len(diff) > 3 else "")
             raise LmscaleError(
                 f"run directory {str(run_dir)!r} holds a run with another config ({shown}); "
@@ -412,11 +425,28 @@ def open_run_dir(m: Member) -> tuple[bool, bool]:
         if m.on_open is not None:
             m.on_open(run_dir, True)
         checkpoint.clean_temporaries(run_dir / CHECKPOINTS)
-        return True, _status(run_dir) == "done"
+        return "resume"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise LmscaleError(f"run directory {str(run_dir)!r} is a file; expected a new or empty directory")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise LmscaleError(f"run directory {str(run_dir)!r} exists and is not an lmscale run; expected a new or empty directory")
-    # Built beside it and renamed into place (onto an empty directory too): a kill leaves either
-    # nothing or a complete new run directory.
+    return "new"
+
+
+def _never_trained(run_dir: Path) -> bool:
+    """No committed checkpoint, no metrics record and no other directory inside (an ensemble's
+    members): nothing a restart could lose."""
+    metrics = run_dir / METRICS
+    return (not checkpoint.list_steps(run_dir / CHECKPOINTS) and (not metrics.exists() or metrics.stat().st_size == 0)
+            and not any(p.is_dir() and p.name != CHECKPOINTS for p in run_dir.iterdir()))
+
+
+def create_run_dir(m: Member, replace: bool = False) -> None:
+    """Write member `m`'s new run directory with its config (`replace`: over a never-trained one).
+
+    Built beside it and renamed into place (onto an empty directory too): a kill leaves either
+    nothing or a complete new run directory (or, replacing, the old one moved aside)."""
+    run_dir = m.run_dir
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = run_dir.with_name(f".{run_dir.name}.creating")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -424,8 +454,24 @@ def open_run_dir(m: Member) -> tuple[bool, bool]:
     atomic_write_yaml(tmp / CONFIG, m.config)
     if m.on_open is not None:
         m.on_open(tmp, False)
+    old = None
+    if replace and run_dir.exists():
+        old = run_dir.with_name(f".{run_dir.name}.replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(run_dir, old)
     os.replace(tmp, run_dir)
-    return False, False
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def open_run_dir(m: Member) -> tuple[bool, bool]:
+    """Create member `m`'s run directory with its config, or check an existing one holds the same
+    run: (resumed, finished before)."""
+    how = inspect_run_dir(m)
+    if how != "resume":
+        create_run_dir(m, replace=how == "restart")
+        return False, False
+    return True, _status(m.run_dir) == "done"
 
 
 def _status(run_dir: Path) -> str | None:
@@ -457,16 +503,18 @@ def _common_checkpoint(run: Run, template, warn) -> tuple[int, list | None]:
     listed = [set(checkpoint.list_steps(d)) for d in dirs]
     common = sorted(set.intersection(*listed), reverse=True)
     for step in common:
-        states = []
+        states, metas = [], []
         for d in dirs:
             try:
-                states.append(checkpoint.load(d, step, template).state)
+                ck = checkpoint.load(d, step, template)
+                states.append(ck.state)
+                metas.append(ck.meta)
             except checkpoint.CheckpointError as err:
                 warn(f"checkpoint step {step} in {d} is unusable ({err}); trying the previous "
                      f"{'common step' if len(dirs) > 1 else 'one'}")
                 break
         else:
-            return step, states
+            return step, states, metas
     if common:
         what = "none is usable in every member" if len(dirs) > 1 else "none is usable"
         where = "the ensemble's run directories" if len(dirs) > 1 else f"run directory {str(run.members[0].run_dir)!r}"
@@ -476,14 +524,55 @@ def _common_checkpoint(run: Run, template, warn) -> tuple[int, list | None]:
         )
     if any(listed):
         warn("the ensemble's members share no checkpoint step; every member starts again from step 0")
-    return 0, None
+    return 0, None, []
+
+
+def machine_record(trainer: Trainer) -> dict[str, Any]:
+    """What a checkpoint records of where it was trained: a resume elsewhere reduces in another
+    order (other devices, another mesh), so it cannot be bitwise the uninterrupted run."""
+    return {"platform": jax.default_backend(), "processes": jax.process_count(), "devices": int(trainer.mesh.devices.size),
+            "mesh": {str(a): int(n) for a, n in trainer.mesh.shape.items()}}
+
+
+def _check_machine(metas: list[dict[str, Any]], now: dict[str, Any], warn) -> None:
+    saved = next((m["machine"] for m in metas if isinstance(m.get("machine"), dict)), None)
+    if saved is None or saved == now:  # checkpoints from before the record carry none
+        return
+    def show(r):
+        mesh = " x ".join(f"{a}={n}" for a, n in r.get("mesh", {}).items())
+        return f"{r.get('devices')} {r.get('platform')} device(s) in {r.get('processes')} process(es), mesh {mesh}"
+    warn(f"this run was checkpointed on {show(saved)} and resumes on {show(now)}: it continues correctly, but the "
+         "result will not be bitwise identical to an uninterrupted run")
 
 
 # ----------------------------------------------------------------------------------------------
 # The loop
 
 
-def fit(
+def fit(trainer: Trainer, members: list[Member], steps: int, hooks: Sequence[Hook] = (), **kw) -> list[dict[str, Any]]:
+    """Train (or resume) `members` for `steps` steps with `hooks` (see `_fit`). An OS error while
+    writing (disk full, a read-only or removed directory) stops training with a one-line error
+    that says what each run directory kept."""
+    try:
+        return _fit(trainer, members, steps, hooks, **kw)
+    except OSError as err:
+        raise LmscaleError(_os_error_message(err, members)) from None
+
+
+def _os_error_message(err: OSError, members: Sequence[Member]) -> str:
+    what = err.strerror or str(err).splitlines()[0] or type(err).__name__
+    where = f" ({err.filename})" if err.filename else ""
+    kept = []
+    for m in members:
+        if m.run_dir is not None:
+            steps = checkpoint.list_steps(m.run_dir / CHECKPOINTS) if m.run_dir.is_dir() else []
+            kept.append(f"{m.run_dir}: checkpoint step {steps[-1]}" if steps else f"{m.run_dir}: no checkpoint yet")
+    return (f"could not write{where}: {what}; training stopped, and each run directory keeps its newest committed "
+            f"checkpoint and the metrics up to it ({'; '.join(kept) or 'nothing on disk'}) — expected a writable "
+            "directory with free space: fix that and run the same command to resume")
+
+
+def _fit(
     trainer: Trainer,
     members: list[Member],
     steps: int,
@@ -516,11 +605,18 @@ def fit(
     keys = [member_keys([members[i].seed for i in chunk]) for chunk in chunks]
 
     on_disk = [m.run_dir is not None for m in members]
-    opened = [open_run_dir(m) if m.run_dir is not None else (False, False) for m in members]
-    run.finished_before = [fin for _, fin in opened]
+    # Run directories are checked first and created only once the model's state exists, so a run
+    # that cannot be built (too large, a bad config the validators let through) writes nothing.
+    rep.check("opening the run directories")
+    how = [inspect_run_dir(m) if m.run_dir is not None else None for m in members]
+    for m, h in zip(members, how):
+        if h == "restart":
+            rep.warn(f"run directory {str(m.run_dir)!r} holds a run that never trained a step; starting it afresh with this config")
+    run.finished_before = [h == "resume" and _status(m.run_dir) == "done" for m, h in zip(members, how)]
     start_step, loaded = 0, None
-    if any(on_disk):
-        start_step, loaded = _common_checkpoint(run, trainer.abstract_member_state(), rep.warn)
+    if any(h == "resume" for h in how):
+        start_step, loaded, metas = _common_checkpoint(run, trainer.abstract_member_state(), rep.warn)
+        _check_machine(metas, machine_record(trainer), rep.warn)
         for m in members:  # members that were ahead roll back to the common step
             d = m.run_dir / CHECKPOINTS
             checkpoint.drop(d, [s for s in checkpoint.list_steps(d) if s > start_step])
@@ -532,6 +628,9 @@ def fit(
     else:
         run.states = [jax.device_put(_stack(trainer, [loaded[i] for i in chunk]), trainer.state_shardings) for chunk in chunks]
         rep.log(f"resuming {'the seed ensemble of ' + str(k) if k > 1 else members[0].run_dir} from step {start_step}")
+    for m, h in zip(members, how):
+        if h in ("new", "restart"):
+            create_run_dir(m, replace=h == "restart")
     run.start_step = run.step = start_step
     run.writers = [MetricsWriter(m.run_dir / METRICS) if m.run_dir is not None else None for m in members]
     run.prior = [[] for _ in members]
@@ -589,6 +688,8 @@ def fit(
             return False  # the end hooks take the last step
         for h in hooks:
             if h.every and run.step % h.every == 0 and not (stateless_only and h.needs_state):
+                if h.needs_state:
+                    rep.check(f"the hooks of step {run.step}")
                 h.step(run)
         return bool(run.live.any())
 
@@ -622,12 +723,14 @@ def fit(
             step = stop
             for h in hooks:  # the hooks that need the state, at the call's last step
                 if h.needs_state and h.every and run.step % h.every == 0:
+                    rep.check(f"the hooks of step {run.step}")
                     h.step(run)
 
     try:
         for h in hooks:
             h.start(run)
         (device_loop if device else host_loop)()
+        rep.check(f"the end of step {run.step}")
         if run.live.any() and end < steps:
             for h in hooks:
                 h.pause(run)

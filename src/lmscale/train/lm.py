@@ -33,7 +33,7 @@ from jax.sharding import Mesh
 
 from lmscale.config import config_diff
 from lmscale.data.loader import BatchLoader, eval_starts
-from lmscale.data.prepare import prepare_data
+from lmscale.data.prepare import prepare_data, source_checksum
 from lmscale.errors import LmscaleError
 from lmscale.fileio import atomic_write_json
 from lmscale.model.registry import get_model
@@ -44,7 +44,7 @@ from lmscale.train.config import RunConfig, validate_config
 from lmscale.train.core import Checkpoints, Member, Progress, Reporter, StopOnDivergence, TrainLog
 from lmscale.train.evaluate import Validation
 from lmscale.train.optimizer import build_optimizer, schedule_fn
-from lmscale.train.run import check_run_data, resolve_paths, resolve_vocab
+from lmscale.train.run import check_run_data, check_run_source, resolve_paths, resolve_vocab
 from lmscale.train.step import MEMBERS, build_trainer, execution_for
 
 
@@ -157,6 +157,10 @@ def train_ensemble(
     c = vmap_members or (1 if jax.default_backend() == "cpu" else k)
     if not 0 < c <= k or k % c:
         raise LmscaleError(f"vmap_members={c} does not divide the {k} ensemble members; expected a divisor of {k}")
+    if any(core.is_run_dir(d) for d in run_dirs):  # a changed corpus is refused before its cache is rebuilt
+        checksum = source_checksum(cfgs[0].data)
+        for d in run_dirs:
+            check_run_source(d, checksum)
     data = prepare_data(cfgs[0].data, log=rep.log)
     cfgs = [resolve_vocab(cf, data.vocab_size) for cf in cfgs]
     cfg = cfgs[0]

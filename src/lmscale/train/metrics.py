@@ -51,7 +51,9 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def iter_metrics(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
+    # errors="replace": bytes that are not UTF-8 (a damaged file) make their line fail to parse,
+    # and it is skipped like a torn one, instead of the whole read raising UnicodeDecodeError.
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if not line:

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import yaml
 
+from lmscale.config import read_yaml
 from lmscale.data.tokenizers import Tokenizer, load_tokenizer
 from lmscale.errors import LmscaleError
-from lmscale.fileio import read_json
+from lmscale.fileio import load_json_file, read_json
 from lmscale.train.config import RunConfig, validate_config
 from lmscale.train.core import CHECKPOINTS, CONFIG, METRICS, SUMMARY, is_run_dir
 
@@ -45,10 +45,10 @@ def load_run_config(run_dir: Path) -> RunConfig:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise LmscaleError(f"{str(run_dir)!r} is not an lmscale run directory; expected it to contain {CONFIG}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise LmscaleError(f"{str(path)!r} is not valid YAML: {err}") from None
+    # Unreadable, binary, invalid or hostile (aliases) files are one-line errors (lmscale.config.read_yaml).
+    raw = read_yaml(path, "run config", f"the {CONFIG} lmscale wrote")
+    if not isinstance(raw, dict):
+        raise LmscaleError(f"run config {str(path)!r} holds a {type(raw).__name__}; expected the mapping lmscale wrote")
     return validate_config(raw, source=str(path))
 
 
@@ -73,6 +73,15 @@ def resolve_paths(cfg: RunConfig) -> RunConfig:
 
 def check_run_data(run_dir: Path, manifest: dict[str, Any]) -> None:
     """A run resumes only on the data it was trained on (same source checksum and tokenizer)."""
+    _check_run_source(run_dir, manifest["source"]["checksum"], manifest["tokenizer"])
+
+
+def check_run_source(run_dir: Path, checksum: str) -> None:
+    """The source-checksum half of `check_run_data`, for before the data is prepared."""
+    _check_run_source(run_dir, checksum, None)
+
+
+def _check_run_source(run_dir: Path, checksum: str, tokenizer: dict[str, Any] | None) -> None:
     path = Path(run_dir) / "data.json"
     if not path.is_file():
         return
@@ -81,10 +90,10 @@ def check_run_data(run_dir: Path, manifest: dict[str, Any]) -> None:
         old_sum, old_tok = old["source"]["checksum"], old["tokenizer"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # an unreadable record cannot be compared; the config check still applies
-    if old_sum != manifest["source"]["checksum"] or old_tok != manifest["tokenizer"]:
+    if old_sum != checksum or (tokenizer is not None and old_tok != tokenizer):
         raise LmscaleError(
             f"run directory {str(run_dir)!r} was trained on other data (source checksum {str(old_sum)[:12]}, "
-            f"tokenizer {old_tok}); the corpus now has checksum {str(manifest['source']['checksum'])[:12]} — "
+            f"tokenizer {old_tok}); the corpus now has checksum {str(checksum)[:12]} — "
             "expected the same data to resume, or a new --run-dir"
         )
 
@@ -104,8 +113,11 @@ def load_run(run_dir: str | Path, warn=None) -> LoadedRun:
     from lmscale.train import checkpoint
     from lmscale.train.optimizer import build_optimizer
 
+    from lmscale.train.limits import check_params_fit
+
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
+    check_params_fit(cfg)  # a run from a larger machine: refused before its checkpoint is read
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     model = get_model(cfg.model)
     optimizer = build_optimizer(cfg.train, model.axes, cfg.model)
@@ -113,6 +125,6 @@ def load_run(run_dir: str | Path, warn=None) -> LoadedRun:
     ckpt = checkpoint.load_latest(run_dir / CHECKPOINTS, template, warn=warn)
     if ckpt is None:
         raise LmscaleError(f"run {str(run_dir)!r} has no usable checkpoint; expected checkpoints/step-* (train it first)")
-    summary = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).is_file() else None
+    summary = load_json_file(run_dir / SUMMARY, "run summary") if (run_dir / SUMMARY).is_file() else None
     params = jax.tree.map(jax.numpy.asarray, ckpt.state["params"])
     return LoadedRun(cfg, tokenizer, params, ckpt.step, summary)

@@ -21,6 +21,21 @@ from lmscale.data.tokenizers import CharTokenizer, Tokenizer
 from lmscale.model.registry import get_model
 
 SAMPLE_STREAM = 0x5A
+# Tokens per call: generation is one sequential model call per token, so 1e9 tokens would run for
+# days behind a 4 GB buffer; 100,000 is ~200x the README's examples (the `--max-tokens` help says it).
+MAX_TOKENS = 100_000
+
+
+def check_sampling(max_tokens: int, temperature: float, top_k: int, seed: int, vocab_size: int | None = None) -> None:
+    """One-line errors for sampling options, checked before a run is loaded or anything allocated."""
+    if not 1 <= max_tokens <= MAX_TOKENS:
+        raise LmscaleError(f"--max-tokens={max_tokens}; expected 1 to {MAX_TOKENS:,} tokens per call")
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise LmscaleError(f"--temperature={temperature}; expected a finite value >= 0 (0 = greedy)")
+    if not 0 <= seed < 2**63:
+        raise LmscaleError(f"--seed={seed}; expected a non-negative integer below 2^63")
+    if top_k < 0 or (vocab_size is not None and top_k > vocab_size):
+        raise LmscaleError(f"--top-k={top_k}; expected 0 (off) to {vocab_size if vocab_size is not None else 'the vocabulary size'}")
 
 
 @partial(jax.jit, static_argnames=("cfg", "max_tokens", "top_k", "vocab_limit"))
@@ -61,14 +76,7 @@ def generate(
     vocab_limit: int | None = None,
 ) -> np.ndarray:
     """Token ids of `max_tokens` new tokens following `prompt_ids`."""
-    if max_tokens < 1:
-        raise LmscaleError(f"--max-tokens={max_tokens}; expected a positive number of tokens")
-    if not (temperature >= 0 and math.isfinite(temperature)):
-        raise LmscaleError(f"--temperature={temperature}; expected a finite value >= 0 (0 = greedy)")
-    if seed < 0:
-        raise LmscaleError(f"--seed={seed}; expected a non-negative integer")
-    if top_k < 0 or top_k > cfg.vocab_size:
-        raise LmscaleError(f"--top-k={top_k}; expected 0 (off) to {cfg.vocab_size}")
+    check_sampling(max_tokens, temperature, top_k, seed, cfg.vocab_size)
     prompt_ids = np.asarray(prompt_ids, dtype=np.int32)
     if prompt_ids.size == 0:
         raise LmscaleError("the prompt encodes to no tokens; expected at least one character")
