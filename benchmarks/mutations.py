@@ -325,7 +325,7 @@ CATALOGUE: list[Mutation] = [
       (T + "train/test_run_dirs.py::test_a_changed_corpus_is_refused_before_its_prepared_cache_is_touched",),
       "a changed corpus is refused before its cache is rebuilt"),
     M("core-writes-without-asking", "src/lmscale/train/core.py",
-      '    rep.check("opening the run directories")\n', "",
+      '    check("opening the run directories")\n', "",
       (T + "train/test_run_dirs.py::test_the_core_asks_before_every_write_and_stops_there",),
       "a worker that lost its job writes nothing"),
     M("mesh-change-silent", "src/lmscale/train/core.py",

@@ -136,6 +136,11 @@ class RichReporter:
                 highlight=False, soft_wrap=True,
             )
 
+    def check(self, before: str) -> None:
+        """The training core's ownership hook (`lmscale.train.core.Reporter.check`): a plain CLI run
+        owns its run directory, so nothing to check (sweep workers wrap a reporter that raises)."""
+        del before
+
     def stop(self) -> None:
         if self.progress is not None:
             self.progress.stop()

@@ -607,7 +607,9 @@ def _fit(
     on_disk = [m.run_dir is not None for m in members]
     # Run directories are checked first and created only once the model's state exists, so a run
     # that cannot be built (too large, a bad config the validators let through) writes nothing.
-    rep.check("opening the run directories")
+    # Reporters that only log (duck-typed, without `check`) own their run directories outright.
+    check = getattr(rep, "check", None) or (lambda before: None)
+    check("opening the run directories")
     how = [inspect_run_dir(m) if m.run_dir is not None else None for m in members]
     for m, h in zip(members, how):
         if h == "restart":
@@ -689,7 +691,7 @@ def _fit(
         for h in hooks:
             if h.every and run.step % h.every == 0 and not (stateless_only and h.needs_state):
                 if h.needs_state:
-                    rep.check(f"the hooks of step {run.step}")
+                    check(f"the hooks of step {run.step}")
                 h.step(run)
         return bool(run.live.any())
 
@@ -723,14 +725,14 @@ def _fit(
             step = stop
             for h in hooks:  # the hooks that need the state, at the call's last step
                 if h.needs_state and h.every and run.step % h.every == 0:
-                    rep.check(f"the hooks of step {run.step}")
+                    check(f"the hooks of step {run.step}")
                     h.step(run)
 
     try:
         for h in hooks:
             h.start(run)
         (device_loop if device else host_loop)()
-        rep.check(f"the end of step {run.step}")
+        check(f"the end of step {run.step}")
         if run.live.any() and end < steps:
             for h in hooks:
                 h.pause(run)

@@ -185,8 +185,32 @@ def run_config_needs(cfg, vocab: int | None = None) -> list[Need]:
 
 
 def check_run_config(cfg, vocab: int | None = None) -> None:
-    """Refuse a `RunConfig` whose training cannot fit in this machine's memory (one line)."""
+    """Refuse a `RunConfig` whose training cannot fit in this machine's memory (one line).
+
+    A context longer than a local corpus is reported as that, first: it is the root cause (such a
+    context usually cannot fit in memory either), and a file's size bounds its tokens from above
+    (every tokenizer here makes at most one token per byte), so this needs no tokenizing."""
+    check_context_vs_corpus(cfg)
     check_fits(run_config_needs(cfg, vocab), "a smaller model or batch (or train.grad_accum > 1 for the batch)")
+
+
+def check_context_vs_corpus(cfg) -> None:
+    """`model.context` against the byte size of a local corpus file or directory (see above); corpora
+    that are not local files (the embedded Shakespeare, Hugging Face datasets) are left to the loader."""
+    context = getattr(cfg.model, "context", None)
+    d = cfg.data
+    if context is None or d.format == "hf" or (d.corpus == "shakespeare" and d.format == "auto"):
+        return
+    path = Path(d.corpus).expanduser()
+    try:
+        size = (sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir()
+                else path.stat().st_size if path.is_file() else None)
+    except OSError:
+        return
+    # The loader needs at least two windows of context + 1 tokens in the training split.
+    if size is not None and size < 2 * context:
+        raise LmscaleError(f"model.context={context} is too long for the corpus {d.corpus!r} ({size:,} bytes, so at "
+                           f"most {size:,} tokens); expected a context of at most {size // 2:,} tokens")
 
 
 def check_params_fit(cfg, what: str = "loading the run") -> None:
