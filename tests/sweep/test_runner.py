@@ -269,8 +269,9 @@ def test_a_run_id_that_leaves_the_sweep_directory_is_refused(sweep_spec, tmp_pat
     db.commit()
     db.close()
     before = tree_bytes(tmp_path)
-    for args in (["run", sd, "--no-progress"], ["status", sd], ["export", sd]):
+    for args in (["run", sd, "--no-progress"], ["status", sd], ["export", sd, "--out", tmp_path / "exp"]):
         assert "'../../../../outside', which is not a run name" in _one_error_line(invoke(sweep_app, args))
+    assert tree_bytes(tmp_path) == before and not (tmp_path / "exp").exists()  # refused before any write
     # Tampered after the sweep was opened: the worker refuses the job before writing anything.
     with pytest.raises(LmscaleError, match="not a run name"):
         run_sweep(sweep)
@@ -303,15 +304,17 @@ def _binary_record(sd):
     ("run", _garbage_registry, "is not a database"),
     ("export", _garbage_registry, "is not a database"),
     ("run", _binary_record, "sweep.yaml' is unreadable"),
+    ("status", _binary_record, "sweep.yaml' is unreadable"),
 ])
 def test_unreadable_sweep_files_are_one_line_errors(sweep_spec, tmp_path, command, spoil, fragment):
     sd = tmp_path / "sw"
     open_sweep(write_yaml(tmp_path / "spec.yaml", sweep_spec()), sd)
     spoil(sd)
-    before = tree_bytes(sd)
-    r = invoke(sweep_app, [command, sd] + (["--no-progress"] if command == "run" else []))
+    before = tree_bytes(tmp_path)
+    extra = {"run": ["--no-progress"], "export": ["--out", tmp_path / "exp"]}.get(command, [])
+    r = invoke(sweep_app, [command, sd] + extra)
     assert fragment in _one_error_line(r)
-    assert tree_bytes(sd) == before  # nothing changed
+    assert tree_bytes(tmp_path) == before and not (tmp_path / "exp").exists()  # nothing changed, no --out made
 
 
 def test_sweep_run_into_a_file_is_a_one_line_error(sweep_spec, tmp_path):

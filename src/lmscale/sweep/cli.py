@@ -122,10 +122,12 @@ def status(sweep_dir: Path = typer.Argument(..., help="A sweep directory.")):
     """
     from lmscale.sweep.estimate import remaining_seconds
     from lmscale.sweep.registry import REGISTRY, Registry
+    from lmscale.sweep.runner import check_registry
 
     if not (sweep_dir / REGISTRY).is_file():
         raise LmscaleError(f"{str(sweep_dir)!r} has no {REGISTRY}; expected a sweep directory made by `lmscale sweep run`")
-    reg = Registry(sweep_dir / REGISTRY)
+    check_registry(sweep_dir)  # its record and run ids, read-only: status never writes
+    reg = Registry(sweep_dir / REGISTRY, readonly=True)
     try:
         runs, jobs, counts = reg.runs(), reg.jobs(), reg.counts()
     finally:

@@ -107,8 +107,8 @@ def write_results(sweep_dir: str | Path, out_dir: str | Path | None = None) -> d
     """Write results.csv, results.json and curves.csv; returns their paths."""
     sweep_dir = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir
+    rows, curves = collect_results(sweep_dir)  # read (and refused if unreadable) before --out is made
     out.mkdir(parents=True, exist_ok=True)
-    rows, curves = collect_results(sweep_dir)
     paths = {"results_csv": out / RESULTS_CSV, "results_json": out / RESULTS_JSON, "curves_csv": out / CURVES_CSV}
     atomic_write_text(paths["results_csv"], _csv(*csv_table(rows, RESULT_COLUMNS)))
     atomic_write_json(paths["results_json"], rows)

@@ -129,14 +129,26 @@ def open_sweep(spec_or_dir: str | Path, sweep_dir: str | Path | None = None, log
         else:
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_yaml(out / SWEEP_FILE, record)
+    if (out / REGISTRY).is_file():
+        check_registry(out)  # a tampered registry is refused before anything is written to it
     reg = Registry(out / REGISTRY)
     try:
         reg.add_runs(runs)
-        for r in reg.runs():  # a tampered registry is refused now, before any worker trains
-            run_dir_of(out, r["run_id"])
     finally:
         reg.close()
     return Sweep(out, spec, runs, warns)
+
+
+def check_registry(sweep_dir: Path) -> None:
+    """Read-only checks of an existing sweep directory: its record and every run id in its
+    registry (each must name a directory inside the sweep). One-line `LmscaleError` otherwise."""
+    _read_record(sweep_dir / SWEEP_FILE)
+    reg = Registry(sweep_dir / REGISTRY, readonly=True)
+    try:
+        for r in reg.runs():
+            run_dir_of(sweep_dir, r["run_id"])
+    finally:
+        reg.close()
 
 
 def _read_record(path: Path) -> dict[str, Any]:

@@ -607,8 +607,7 @@ def _fit(
     on_disk = [m.run_dir is not None for m in members]
     # Run directories are checked first and created only once the model's state exists, so a run
     # that cannot be built (too large, a bad config the validators let through) writes nothing.
-    # Reporters that only log (duck-typed, without `check`) own their run directories outright.
-    check = getattr(rep, "check", None) or (lambda before: None)
+    check = rep.check
     check("opening the run directories")
     how = [inspect_run_dir(m) if m.run_dir is not None else None for m in members]
     for m, h in zip(members, how):
