@@ -26,7 +26,7 @@ def epoch_data(epoch_path):
 
 @pytest.fixture(scope="session")
 def epoch_law(epoch_data):
-    """The full 4500-start Approach-3 fit (no holdout refit, to keep the suite quick)."""
+    """The full 4500-start Approach-3 fit."""
     from lmscale.laws import ChinchillaLaw
 
-    return ChinchillaLaw(holdout="none", target_compute=5.88e23).fit(epoch_data)
+    return ChinchillaLaw().fit(epoch_data)

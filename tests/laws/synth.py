@@ -29,16 +29,18 @@ def isoflop_set(alpha=0.3, beta=0.3, A=400.0, B=400.0, E=1.7, budgets=(1e18, 1e1
 
     With alpha = beta the iso-compute loss is symmetric in ln N about the optimum, so a parabola's
     vertex is exactly the optimum and N_opt ~ C^0.5 exactly. `offset` shifts the sampling centre
-    (ln N); `jitter` perturbs each point's C by a relative amount (nearly equal budgets).
+    (ln N; a number, or one per budget); `jitter` perturbs each point's C by a relative amount (nearly
+    equal budgets).
     """
     rng = np.random.default_rng(seed)
     p = {"A": A, "B": B, "E": E, "alpha": alpha, "beta": beta}
     G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
     a = beta / (alpha + beta)
     N_all, D_all, C_all = [], [], []
-    for C in budgets:
+    offsets = np.broadcast_to(np.asarray(offset, float), (len(budgets),))
+    for C, off in zip(budgets, offsets):
         n_opt = G * (C / 6) ** a
-        x = np.log(n_opt) + offset + np.linspace(-span, span, n)
+        x = np.log(n_opt) + off + np.linspace(-span, span, n)
         Cj = C * (1 + jitter * rng.uniform(-1, 1, n))
         N = np.exp(x)
         N_all.append(N)

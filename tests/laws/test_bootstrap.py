@@ -5,10 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from lmscale.laws import ChinchillaLaw, ScalingData, cluster_weights
-from lmscale.laws.bootstrap import resample_indices
+from lmscale.errors import LmscaleError
+from lmscale.laws import ChinchillaLaw, EnvelopeAllocation, IsoFLOPAllocation, ScalingData, cluster_weights
+from lmscale.laws.bootstrap import bootstrap, resample_indices
+from lmscale.laws.summary import summary
 
-from .synth import chinchilla_grid
+from .synth import chinchilla_grid, isoflop_set, training_curves
 
 
 def test_rows_of_one_run_always_appear_together():
@@ -31,8 +33,8 @@ def test_rows_of_one_run_always_appear_together():
 
 def test_bootstrap_intervals_cover_truth_and_count_converged():
     data = chinchilla_grid(noise=3e-3, seed=1, runs=True)
-    law = ChinchillaLaw(holdout="none").fit(data)
-    boot = law.bootstrap(60, seed=0, target_compute=1e21, predict_at=(1e10, 2e11))
+    law = ChinchillaLaw().fit(data)
+    boot = bootstrap(law, 60, seed=0, compute=1e21, predict_at=(1e10, 2e11))
     assert boot.n_resamples == 60 and 50 <= boot.n_converged <= 60
     assert boot.n_clusters == 8
     lo, hi = boot.interval("alpha")
@@ -44,12 +46,13 @@ def test_bootstrap_intervals_cover_truth_and_count_converged():
     d = json.loads(json.dumps(boot.to_dict(), allow_nan=False))
     assert d["n_converged"] == boot.n_converged and "alpha" in d["intervals"]
     assert "95%" in boot.summary()
-    assert law.bootstrap_ is boot and "95% interval" in law.summary()
+    assert "95% interval" in summary(law, boot) and "95% interval" not in summary(law)
+    assert not hasattr(law, "bootstrap_")  # nothing is stored on the estimator
 
 
 def test_epoch_bootstrap_intervals(epoch_law):
     """Epoch's 95% percentile CIs (4000 resamples): alpha (0.317, 0.373), beta (0.331, 0.415); ±10%."""
-    boot = epoch_law.bootstrap(400, seed=0)
+    boot = bootstrap(epoch_law, 400, seed=0)
     assert boot.n_converged >= 390
     for name, (lo_ref, hi_ref) in {"alpha": (0.317, 0.373), "beta": (0.331, 0.415)}.items():
         lo, hi = boot.interval(name)
@@ -81,8 +84,8 @@ def test_bootstrap_resamples_whole_runs_so_correlated_runs_widen_the_interval():
     from lmscale.laws.bootstrap import bootstrap_fit
 
     data = _correlated_runs()
-    law = ChinchillaLaw(holdout="none").fit(data)
-    boot = law.bootstrap(100, seed=0)
+    law = ChinchillaLaw().fit(data)
+    boot = bootstrap(law, 100, seed=0)
     assert boot.n_clusters == 8 and boot.n_converged >= 95
 
     def refit(clusters):
@@ -97,3 +100,85 @@ def test_bootstrap_resamples_whole_runs_so_correlated_runs_widen_the_interval():
     r_lo, r_hi = np.percentile(theta_rows[conv_rows, 3], [2.5, 97.5])  # alpha is fit coordinate 3
     assert lo < law.params_["alpha"] < hi
     assert (hi - lo) > 2.5 * (r_hi - r_lo), ((lo, hi), (r_lo, r_hi))
+
+
+# -- the free function: the same numbers as the estimator methods it replaced -------------------------
+# Pinned from `law.bootstrap(...)` / `est.bootstrap(...)` before the scikit-learn refactor (issue 12).
+# rel 1e-6: the refits stop at L-BFGS's tolerance, so the last digits differ between CPUs (1e-8 seen);
+# resampling points instead of runs, or another seed, moves these by more than 1e-2.
+
+def test_free_bootstrap_pins_the_numbers_of_the_old_method():
+    law = ChinchillaLaw().fit(chinchilla_grid(noise=3e-3, seed=1, runs=True))
+    boot = bootstrap(law, 60, seed=0, compute=1e21, predict_at={"N": 1e10, "D": 2e11})
+    assert boot.n_converged == 60 and boot.compute == 1e21 and boot.target_compute == 1e21
+    assert boot.interval("alpha") == pytest.approx((0.3142753230933734, 0.3425689311629372), rel=1e-6)
+    assert boot.interval("a") == pytest.approx((0.46487923997055974, 0.4883336109345618), rel=1e-6)
+    assert boot.interval("N_opt") == pytest.approx((583042162.768777, 636306199.4125588), rel=1e-6)
+    assert boot.interval("loss_at") == pytest.approx((2.600654279879112, 2.62841834926578), rel=1e-6)
+
+
+def test_free_bootstrap_pins_epoch_intervals(epoch_law):
+    boot = bootstrap(epoch_law, 400, seed=0, compute=5.88e23)
+    assert boot.n_converged == 399
+    assert boot.interval("alpha") == pytest.approx((0.31493942569109623, 0.3714394484107219), rel=1e-6)
+    assert boot.interval("beta") == pytest.approx((0.336519540038472, 0.4200913878652293), rel=1e-6)
+    assert boot.interval("E") == pytest.approx((1.772826003246951, 1.875352372305936), rel=1e-6)
+    assert boot.interval("tokens_per_param") == pytest.approx((7.219664363464296, 33.58573357172557), rel=1e-6)
+
+
+def test_free_bootstrap_pins_approaches_1_and_2():
+    data, _ = isoflop_set(noise=2e-3, jitter=0.02, seed=3, n=9)
+    # Approach 2 re-pinned (issue 12, robust vertices): its bootstrap is now stratified by budget and its default
+    # vertex method "local" (the cluster bootstrap of whole-profile parabolas gave a (0.47606, 0.55422)).
+    b2 = bootstrap(IsoFLOPAllocation(budget_rtol=0.1).fit(data), 200, seed=0, compute=1e22)
+    assert b2.n_converged == 200 and b2.law == "approach 2 (IsoFLOP)" and b2.theta is None
+    assert b2.interval("a") == pytest.approx((0.47575082155038434, 0.555542522702769), rel=1e-6)
+    assert b2.interval("N_opt") == pytest.approx((34315886548.316055, 62139254171.46803), rel=1e-6)
+    curves, _ = training_curves(alpha=0.3, beta=0.3)
+    b1 = bootstrap(EnvelopeAllocation().fit(curves), 50, seed=0)
+    assert b1.n_converged == 50 and b1.compute == pytest.approx(6e23)  # default: 10x the largest compute
+    assert b1.interval("a") == pytest.approx((0.47988488407940433, 0.5020803613869691), rel=1e-6)
+    assert b1.interval("tokens_per_param") == pytest.approx((0.9433468952642317, 1.9625978975568206), rel=1e-6)
+
+
+def test_bootstrap_over_a_sequence_of_compute_gives_R_by_m_samples():
+    law = ChinchillaLaw().fit(chinchilla_grid(noise=3e-3, seed=1, runs=True))
+    Cs = [1e20, 1e21, 1e22]
+    boot = bootstrap(law, 60, seed=0, compute=Cs)
+    for k in ("N_opt", "D_opt", "tokens_per_param", "loss_opt"):
+        assert boot.samples[k].shape == (60, 3), k
+        lo, hi = boot.interval(k)
+        assert lo.shape == hi.shape == (3,) and (lo < hi).all(), k
+        assert np.asarray(boot.point[k]).shape == (3,)
+    for k in ("alpha", "a", "b", "G"):
+        assert boot.samples[k].shape == (60,) and isinstance(boot.interval(k)[0], float), k
+    assert boot.target_compute is None
+    # Column j is the scalar-compute bootstrap at Cs[j] (the same resamples at the same seed).
+    one = bootstrap(law, 60, seed=0, compute=1e21)
+    np.testing.assert_allclose(boot.samples["N_opt"][:, 1], one.samples["N_opt"], rtol=1e-12)
+    assert boot.interval("N_opt")[0][1] == pytest.approx(one.interval("N_opt")[0], rel=1e-12)
+    # 6 N D = C in every resample and column.
+    np.testing.assert_allclose(6 * boot.samples["N_opt"] * boot.samples["D_opt"], np.broadcast_to(Cs, (60, 3)), rtol=1e-9)
+    assert "N_opt at C=1.000e+22" in summary(boot) and "N_opt [params at target C] at C=1.000e+20" in summary(law, boot)
+    d = json.loads(json.dumps(boot.to_dict(), allow_nan=False))
+    assert len(d["intervals"]["N_opt"][0]) == 3 and d["compute"] == Cs
+    # Approach 2 takes the same sequence.
+    data, _ = isoflop_set(noise=2e-3, jitter=0.02, seed=3, n=9)
+    b2 = bootstrap(IsoFLOPAllocation().fit(data), 20, seed=0, compute=Cs)
+    assert b2.samples["N_opt"].shape == (20, 3) and b2.samples["a"].shape == (20,)
+
+
+@pytest.mark.parametrize("kw, needle", [
+    ({"n_resamples": 1}, "n_resamples=1; expected an integer of at least 2"),
+    ({"confidence": 1.5}, "confidence=1.5; expected a fraction"),
+    ({"compute": -1.0}, "compute=-1.0; expected a positive number of FLOPs"),
+    ({"compute": [1e20, float("nan")]}, "expected a positive number of FLOPs"),
+    ({"n_starts": 0}, "n_starts=0; expected a positive integer"),
+    ({"seed": "zero"}, "seed='zero'; expected an integer"),
+])
+def test_bootstrap_refuses_bad_options_in_one_line(kw, needle):
+    law = ChinchillaLaw().fit(chinchilla_grid(noise=1e-3, seed=0))
+    with pytest.raises(LmscaleError, match=needle.replace("(", r"\(").replace("[", r"\[")):
+        bootstrap(law, **{"n_resamples": 10, **kw})
+    with pytest.raises(LmscaleError, match="not fitted"):
+        bootstrap(ChinchillaLaw(), 10)

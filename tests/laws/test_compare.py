@@ -47,8 +47,8 @@ def test_families_cross_where_the_true_curves_do():
 
 
 def test_no_crossing_is_reported_honestly():
-    la = ChinchillaLaw(holdout="none").fit(*_family(PA, 0))
-    lb = ChinchillaLaw(holdout="none").fit(*_family({**PA, "E": 1.9}, 1))
+    la = ChinchillaLaw().fit(ScalingData.from_arrays(*_family(PA, 0)))
+    lb = ChinchillaLaw().fit(ScalingData.from_arrays(*_family({**PA, "E": 1.9}, 1)))
     res = compare(la, lb, labels=("good", "worse"), n_resamples=20, seed=0)
     assert res.crossings == [] and res.crossing is None
     assert res.message.startswith("no crossing in range: good has the lower compute-optimal loss throughout")

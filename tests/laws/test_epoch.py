@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lmscale.laws import HOFFMANN_2022, ChinchillaLaw
+from lmscale.laws.summary import summary, to_dict
 
 
 def test_epoch_data_policy(epoch_data):
@@ -46,7 +47,7 @@ def test_hoffmann_parameters_fit_these_data_worse(epoch_law, epoch_data):
     # Notes §7: Hoffmann's rounded parameters score 4.12e-3, about 4x the optimum.
     rounded = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
     obj = epoch_law._objective(epoch_data)
-    f = obj.single(epoch_law.form.theta_from(rounded))[0]
+    f = obj.single(epoch_law.form_.theta_from(rounded))[0]
     assert f == pytest.approx(4.12e-3, rel=0.01)
     assert f > 4 * epoch_law.objective_
 
@@ -58,7 +59,7 @@ def test_mean_objective_is_the_loss_scale_trap(epoch_data, epoch_law):
     optimiser stops next to its start (A 406.4, B 410.5, E 1.699, alpha 0.339, beta 0.285 in
     Epoch's run), far from the optimum; the same data summed over a grid find 1.018e-3.
     """
-    trap = ChinchillaLaw(reduction="mean", starts=HOFFMANN_2022, solver="scipy", polish=False, holdout="none")
+    trap = ChinchillaLaw(reduction="mean", starts=HOFFMANN_2022, solver="scipy", polish=False)
     trap.fit(epoch_data)
     assert trap.A_ == pytest.approx(406.4, rel=0.01)
     assert trap.B_ == pytest.approx(410.5, rel=0.01)
@@ -69,7 +70,7 @@ def test_mean_objective_is_the_loss_scale_trap(epoch_data, epoch_law):
     summed_objective_at_trap = trap.objective_ * len(epoch_data)
     assert summed_objective_at_trap > 1.1 * epoch_law.objective_
     # The batched solver with the same scale-dependent tolerances falls into the same trap.
-    batched = ChinchillaLaw(reduction="mean", starts=HOFFMANN_2022, polish=False, holdout="none").fit(epoch_data)
+    batched = ChinchillaLaw(reduction="mean", starts=HOFFMANN_2022, polish=False).fit(epoch_data)
     assert batched.alpha_ == pytest.approx(0.339, abs=2e-3) and batched.beta_ == pytest.approx(0.285, abs=2e-3)
 
 
@@ -78,7 +79,7 @@ def test_batched_matches_per_start_scipy_on_a_slice_of_the_grid(epoch_data, epoc
     from lmscale.laws.fit import fit_multistart
 
     obj = epoch_law._objective(epoch_data)
-    starts = epoch_law.form.start_grid(obj.X, obj.logL)[::15]  # 300 starts keep this quick
+    starts = epoch_law.form_.start_grid(obj.X, obj.logL)[::15]  # 300 starts keep this quick
     ref = fit_multistart(obj, starts, solver="scipy", do_polish=False)
     ours = fit_multistart(obj, starts, solver="batched", do_polish=False)
     assert ours.objective == pytest.approx(ref.objective, rel=1e-6)
@@ -86,10 +87,12 @@ def test_batched_matches_per_start_scipy_on_a_slice_of_the_grid(epoch_data, epoc
 
 
 def test_summary_and_json(epoch_law):
-    text = epoch_law.summary()
+    text = summary(epoch_law, compute=5.88e23)
+    assert epoch_law.summary(compute=5.88e23) == text  # the estimator's summary() delegates to lmscale.laws.summary
     for needle in ("chinchilla law", "477.8", "reached the optimum", "tokens_per_param", "5.880e+23"):
         assert needle in text
-    d = json.loads(json.dumps(epoch_law.to_dict(), allow_nan=False))
+    d = json.loads(json.dumps(to_dict(epoch_law, compute=5.88e23), allow_nan=False))
+    assert d["target_compute"] == 5.88e23
     assert d["params"]["A"] == pytest.approx(epoch_law.A_)
     assert d["starts"]["n"] == 4500 and d["objective"]["reduction"] == "sum"
     assert set(d["derived"]) >= {"a", "b", "G", "N_opt", "D_opt", "tokens_per_param", "loss_opt"}

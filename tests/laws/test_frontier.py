@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from lmscale.laws import ChinchillaLaw
+from lmscale.laws.bootstrap import bootstrap
 from lmscale.laws.frontier import chinchilla_allocation, chinchilla_exponents, numeric_allocation
 
 from .synth import chinchilla_grid, chinchilla_loss
@@ -41,10 +42,11 @@ def test_hoffmann_tokens_per_param():
 
 
 def test_frontier_with_bootstrap_band(tmp_path):
-    law = ChinchillaLaw(holdout="none", target_compute=1e22).fit(chinchilla_grid(noise=2e-3, seed=2, runs=True))
-    boot = law.bootstrap(40, seed=1)
-    fr = law.frontier(bootstrap=boot, n=12)
+    law = ChinchillaLaw().fit(chinchilla_grid(noise=2e-3, seed=2, runs=True))
+    boot = bootstrap(law, 40, seed=1)
+    fr = law.frontier(C_max=1e22, bootstrap=boot, n=12)
     assert len(fr.C) == 12 and fr.C[-1] == pytest.approx(1e22)
+    assert law.frontier(n=5).C[-1] == pytest.approx(10 * law.data_.C.max())  # default: 10x the largest compute
     lo, med, hi = fr.bands["N_opt"]
     assert (lo <= med).all() and (med <= hi).all()
     assert (lo <= fr.point["N_opt"] * 1.5).all()

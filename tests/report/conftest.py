@@ -91,11 +91,20 @@ def isoflop_data() -> ScalingData:
 
 @pytest.fixture(scope="session")
 def fitted(grid_data):
+    from lmscale.laws.bootstrap import bootstrap
     from lmscale.laws.estimators import ChinchillaLaw
 
     law = ChinchillaLaw().fit(grid_data)
-    boot = law.bootstrap(40, seed=0)
+    boot = bootstrap(law, 40, seed=0)
     return law, boot
+
+
+@pytest.fixture(scope="session")
+def extrapolation(fitted, grid_data):
+    """The law refitted without the largest model, which it then predicts (the held-out points of the figures)."""
+    from lmscale.laws.extrapolation import extrapolation_check
+
+    return extrapolation_check(fitted[0], grid_data, "largest")
 
 
 def make_isoflop_data() -> ScalingData:
@@ -114,7 +123,7 @@ def make_isoflop_data() -> ScalingData:
 
 
 @pytest.fixture(scope="session")
-def grid_figures(tmp_path_factory, grid_data, grid_curves, fitted):
+def grid_figures(tmp_path_factory, grid_data, grid_curves, fitted, extrapolation):
     """Every figure of the grid data, written once: (directory, paths, overlaid Kaplan laws and Approach 1)."""
     from lmscale.laws.estimators import KaplanLaw
     from lmscale.report import envelope_law, write_fit_figures
@@ -123,11 +132,11 @@ def grid_figures(tmp_path_factory, grid_data, grid_curves, fitted):
 
     law, boot = fitted
     env_law = envelope_law(grid_data, grid_curves)
-    n_law = KaplanLaw("N", holdout="none").fit(grid_data.subset(grid_data.D == grid_data.D.max()))
+    n_law = KaplanLaw("N").fit(grid_data.subset(grid_data.D == grid_data.D.max()))
     approach1 = EnvelopeAllocation().fit(grid_curves)
     out = tmp_path_factory.mktemp("grid-figures")
-    paths = write_fit_figures(grid_data, law, out, curves=grid_curves, bootstrap=boot, kaplan_laws=[env_law, n_law],
-                              envelope_fit=approach1)
+    paths = write_fit_figures(grid_data, law, out, curves=grid_curves, bootstrap=boot, extrapolation=extrapolation,
+                              kaplan_laws=[env_law, n_law], envelope_fit=approach1)
     return out, paths, {"C": env_law, "N": n_law, "approach1": approach1}
 
 
@@ -135,4 +144,4 @@ def grid_figures(tmp_path_factory, grid_data, grid_curves, fitted):
 def iso_law(isoflop_data):
     from lmscale.laws.estimators import ChinchillaLaw
 
-    return ChinchillaLaw(holdout="none").fit(isoflop_data)
+    return ChinchillaLaw().fit(isoflop_data)

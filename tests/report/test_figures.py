@@ -43,7 +43,7 @@ def test_kaplan_panels_plots_every_point_curve_and_fit(grid_figures, grid_data, 
         assert y <= allL[allC <= c].min() + 1e-12
     # Fitted curves are the laws' predictions at the plotted abscissae.
     fc = by("loss_vs_C", "fit")
-    np.testing.assert_allclose(num(fc, "loss"), laws["C"].predict(num(fc, "C")), rtol=1e-12)
+    np.testing.assert_allclose(num(fc, "loss"), laws["C"].predict(C=num(fc, "C")), rtol=1e-12)
     fn = [r for r in by("loss_vs_N", "fit") if r["series"] == "kaplan-n"]
     np.testing.assert_allclose(num(fn, "loss"), laws["N"].predict(num(fn, "x")), rtol=1e-12)
     joint_D = [r for r in by("loss_vs_D", "fit") if r["series"].startswith("chinchilla")]
@@ -66,10 +66,10 @@ def test_envelope_is_the_running_minimum():
     assert ec.tolist() == [1.0, 2.0, 4.0] and el.tolist() == [5.0, 4.0, 3.0]
 
 
-def test_loss_surface_every_point_and_fitted_curves(grid_figures, grid_data, fitted):
+def test_loss_surface_every_point_and_fitted_curves(grid_figures, grid_data, fitted, extrapolation):
     out, _, _ = grid_figures
     law, _ = fitted
-    ext = law.extrapolation_
+    ext = extrapolation
     assert ext is not None and ext.n_test == 4
     rows = read_csv(out / "loss_surface.csv")
     pts = [r for r in rows if r["kind"] in ("point", "held_out")]
@@ -132,12 +132,12 @@ def test_frontier_without_bootstrap(tmp_path, iso_law, grid_data):
     assert float(rows[0]["C"]) == pytest.approx(iso_law.data_.C.min())
     with pytest.raises(LmscaleError, match="compute range"):
         frontier_figure(iso_law, C_range=(1e20, 1e18), out=tmp_path)
-    kaplan = KaplanLaw("N", holdout="none").fit(grid_data)
+    kaplan = KaplanLaw("N").fit(grid_data)
     with pytest.raises(LmscaleError, match="no compute-optimal allocation"):
         frontier_figure(kaplan, out=tmp_path)
 
 
-def test_residuals_figure(grid_figures, grid_data, fitted):
+def test_residuals_figure(grid_figures, grid_data, fitted, extrapolation):
     out, _, _ = grid_figures
     law, _ = fitted
     rows = read_csv(out / "residuals.csv")
@@ -151,9 +151,9 @@ def test_residuals_figure(grid_figures, grid_data, fitted):
     # Data were drawn with 0.3% noise around the true law: residuals stay within a few percent.
     assert np.abs(num(ins, "residual_pct")).max() < 2.0
     held = [r for r in rows if r["kind"] == "held_out"]
-    assert len(held) == law.extrapolation_.n_test
+    assert len(held) == extrapolation.n_test
     are = np.abs(num(held, "predicted") - num(held, "loss")) / num(held, "loss")
-    assert are.mean() == pytest.approx(law.extrapolation_.mean_are, rel=1e-9)
+    assert are.mean() == pytest.approx(extrapolation.mean_are, rel=1e-9)
 
 
 def test_isoflop_data_figures(tmp_path, isoflop_data):
@@ -168,7 +168,7 @@ def test_isoflop_data_figures(tmp_path, isoflop_data):
         assert p.coefficients[2] == pytest.approx(b.curvature, rel=1e-12)
         assert p.N_opt == pytest.approx(true_optimum(p.budget)[0], rel=0.2)
     assert fit.a == est.a_ and fit.a == pytest.approx(TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"]), abs=0.03)
-    kaplan = KaplanLaw("N", holdout="none").fit(isoflop_data)
+    kaplan = KaplanLaw("N").fit(isoflop_data)
     paths = write_fit_figures(isoflop_data, kaplan, tmp_path, isoflop=est)
     assert [p.name for p in paths if p.suffix == ".png"] == ["kaplan.png", "isoflop.png", "residuals.png"]
     check_png(tmp_path / "isoflop.png")
@@ -213,6 +213,11 @@ def test_isoflop_result_as_a_plain_mapping(isoflop_data):
     # Without a, k the power law is refitted over the vertices: the same OLS the estimator does.
     assert again.a == pytest.approx(est.a_, rel=1e-9) and again.k == pytest.approx(est.N_coef_, rel=1e-6)
     assert [p.N_opt for p in again.parabolas] == pytest.approx([b.N_opt for b in est.budgets_], rel=1e-9)
+    # A bootstrap of the estimator, passed alongside it, gives the interval of a (nothing is stored on it).
+    from lmscale.laws.bootstrap import bootstrap
+
+    boot = bootstrap(est, 20, seed=0)
+    assert fit.a_interval is None and as_isoflop_fit(est, bootstrap=boot).a_interval == (*boot.interval("a"), 0.95)
     with pytest.raises(LmscaleError, match="coefficients have shape"):
         as_isoflop_fit({"budgets": [1e18, 1e19], "coefficients": [[1.0, 2.0, 3.0]]})
     with pytest.raises(LmscaleError, match="expected a fitted IsoFLOPAllocation"):
@@ -245,9 +250,45 @@ def test_bad_inputs_are_one_line_errors(tmp_path, grid_data, fitted):
     with pytest.raises(LmscaleError, match="not fitted"):
         residuals_figure(grid_data, ChinchillaLaw(), out=tmp_path)
     with pytest.raises(LmscaleError, match="expected a joint law"):
-        loss_surface_figure(grid_data, KaplanLaw("N", holdout="none").fit(grid_data), out=tmp_path)
+        loss_surface_figure(grid_data, KaplanLaw("N").fit(grid_data), out=tmp_path)
     with pytest.raises(LmscaleError, match="no data points"):
         kaplan_panels(grid_data.subset(np.zeros(len(grid_data), bool)), out=tmp_path)
     (tmp_path / "file").write_text("x")
     with pytest.raises(LmscaleError, match="is a file"):
         write_fit_figures(grid_data, law, tmp_path / "file")
+
+
+@pytest.mark.parametrize("method", ["local", "akima", "spline", "parabola"])
+def test_isoflop_figure_draws_the_curve_each_vertex_was_taken_on(tmp_path, method):
+    """Wide profiles (13 sizes over 3 decades, one budget sampled above its optimum): the figure draws the local
+    parabola over its window, or the interpolant over the sampled sizes, not a whole-profile parabola."""
+    from lmscale.laws.vertex import profile_curve
+    from tests.laws.test_isoflop import wide
+
+    data = wide(1e-3, seed=1, edge=True)
+    est = IsoFLOPAllocation(method=method).fit(data)
+    files = isoflop_figure(data, est, out=tmp_path)
+    check_png(files.png)
+    assert files.csv.parent == files.png.parent and files.csv.name == "isoflop.csv"  # the CSV beside the PNG
+    rows = read_csv(files.csv)
+    kind = "interpolant" if method in ("akima", "spline") else "parabola"
+    assert {r["kind"] for r in rows} >= {"point", kind, "vertex"}
+    for i, b in enumerate(est.budgets_):
+        curve = [r for r in rows if r["kind"] == kind and float(r["budget"]) == pytest.approx(b.C, rel=1e-12)]
+        N, L = num(curve, "N"), num(curve, "loss")
+        m = est.budget_ids_ == np.unique(est.budget_ids_)[i]
+        f, lo, hi = profile_curve(np.log(data.N[m]), data.loss[m], method)
+        np.testing.assert_allclose(L, f(np.log(N)), rtol=1e-9, atol=1e-12)  # the estimator's own curve
+        if method == "parabola":
+            assert N.min() < b.N_min and N.max() > b.N_max  # whole profile, extended a little
+        else:  # drawn only where it was fitted (and to the vertex when that is used)
+            v = b.N_opt if b.used else b.fit_N_min
+            assert N.min() == pytest.approx(min(b.fit_N_min, v), rel=1e-9)
+            assert N.max() == pytest.approx(max(b.fit_N_max, v), rel=1e-9)
+            if method == "local":
+                assert b.fit_N_max / b.fit_N_min < 0.3 * b.N_max / b.N_min  # the window, not the 3 decades
+        vert = [r for r in rows if r["panel"] == "loss_vs_N" and r["kind"] == "vertex"
+                and float(r["budget"]) == pytest.approx(b.C, rel=1e-12)]
+        assert len(vert) == 1 and float(vert[0]["N"]) == pytest.approx(b.N_opt, rel=1e-12)
+        assert (vert[0]["used"].lower() == "true") == b.used
+    assert est.budgets_[-1].edge and (est.budgets_[-1].used == (method == "parabola"))

@@ -7,6 +7,8 @@ import pytest
 
 from lmscale.errors import LmscaleError
 from lmscale.laws import ChinchillaLaw, load_scaling_data
+from lmscale.laws.bootstrap import bootstrap
+from lmscale.laws.summary import to_dict
 from lmscale.theory.overlay import emergence_shape, fit_task, load_task_curves, theory_overlay
 from tests.laws.synth import chinchilla_grid
 
@@ -25,14 +27,17 @@ def data_csv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def law(data_csv):
-    law = ChinchillaLaw(holdout="none").fit(load_scaling_data(data_csv))
-    law.bootstrap(20, seed=0)
-    return law
+    return ChinchillaLaw().fit(load_scaling_data(data_csv))
 
 
 @pytest.fixture(scope="module")
-def result(law, tmp_path_factory):
-    return theory_overlay(law, tmp_path_factory.mktemp("overlay_out"))
+def boot(law):
+    return bootstrap(law, 20, seed=0)
+
+
+@pytest.fixture(scope="module")
+def result(law, boot, tmp_path_factory):
+    return theory_overlay(law, tmp_path_factory.mktemp("overlay_out"), bootstrap=boot)
 
 
 def test_constants_reproduce_a_square_root_frontier(law, result):
@@ -56,11 +61,11 @@ def test_files_and_markdown(result):
     assert md.startswith("## ") and "tokens per text" in md and "| quantity | value | interval |" in md
 
 
-def test_fit_json_from_fit_and_from_demo(law, result, data_csv, tmp_path):
+def test_fit_json_from_fit_and_from_demo(law, boot, result, data_csv, tmp_path):
     fit = tmp_path / "fit.json"
-    fit.write_text(json.dumps({"command": {}, **law.to_dict()}))
+    fit.write_text(json.dumps({"command": {}, **to_dict(law, boot)}))
     demo = tmp_path / "demo.json"
-    demo.write_text(json.dumps({"demo": {}, "fit": law.to_dict()}))
+    demo.write_text(json.dumps({"demo": {}, "fit": to_dict(law, boot)}))
     for path in (fit, demo):
         r = theory_overlay(path, tmp_path / path.stem)
         # Same frontier over the same compute range (read from the data file the fit names).

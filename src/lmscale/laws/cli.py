@@ -69,7 +69,7 @@ def _warn(msg: str) -> None:
 
 
 def _fmt(x: Any) -> str:
-    from lmscale.laws.tables import fmt
+    from lmscale.laws.summary import fmt
 
     return fmt(x)
 
@@ -79,6 +79,18 @@ def _interval(boot, name: str) -> str:
         return ""
     lo, hi = boot.interval(name)
     return f"({_fmt(lo)}, {_fmt(hi)})"
+
+
+def _extrapolation(law, data, holdout: str):
+    """(ExtrapolationResult or None, note): the free extrapolation check, or why it was not made."""
+    from lmscale.laws.extrapolation import extrapolation_check
+
+    if holdout == "none":
+        return None, "extrapolation check: not requested (holdout='none')"
+    try:
+        return extrapolation_check(law, data, holdout), ""
+    except LmscaleError as err:  # too few points left: the fit stands, the check is reported as not made
+        return None, str(err)
 
 
 def _parse_point(text: str | None, names: tuple[str, ...]) -> dict[str, float] | None:
@@ -112,17 +124,16 @@ def _write_json(out: Optional[Path], payload: dict) -> None:
     console.print(f"results written to {out}", highlight=False, soft_wrap=True)
 
 
-def _law_table(law, boot) -> Table:
-    t = Table(title=f"{law.form.name} law: {law.form.formula}")
+def _law_table(law, boot, tc) -> Table:
+    t = Table(title=f"{law.form_.name} law: {law.form_.formula}")
     t.add_column("quantity", style="bold")
     t.add_column("estimate", justify="right")
     if boot is not None:
         t.add_column(f"{boot.confidence:.0%} interval", justify="right")
     for k, v in law.params_.items():
         t.add_row(k, _fmt(v), *([_interval(boot, k)] if boot is not None else []))
-    tc = (boot.target_compute if boot is not None else None) or law.target_compute_
     if tc and law.has_allocation():
-        from lmscale.laws.estimators import DERIVED_HELP
+        from lmscale.laws.summary import DERIVED_HELP
 
         t.add_section()
         for k, v in law.derived(law.theta_, tc, boot.predict_at if boot is not None else None).items():
@@ -131,15 +142,15 @@ def _law_table(law, boot) -> Table:
     return t
 
 
-def _print_law(law, boot) -> None:
-    console.print(_law_table(law, boot))
+def _print_law(law, boot, ex, note: str, tc) -> None:
+    console.print(_law_table(law, boot, tc))
     lines = [f"data: {law.data_.describe()}",
              f"objective: {law.reduction} of Huber(delta={law.delta:g}) on log-loss residuals = {law.objective_:.6e}; "
              f"{'converged' if law.converged_ else 'NOT converged'} (max |gradient| {law.grad_max_:.1e})",
              f"starts: {law.n_starts_converged_} of {law.n_starts_} ({law.frac_starts_converged_:.1%}) reached the "
              f"optimum (objective within {law.reach_rtol:g} relative)"]
-    if law.target_compute_ and law.has_allocation():
-        lines.append(f"derived values at target compute C = {_fmt(law.target_compute_)} FLOPs (C = 6ND)")
+    if tc and law.has_allocation():
+        lines.append(f"derived values at target compute C = {_fmt(tc)} FLOPs (C = 6ND)")
     if boot is not None:
         lines.append(f"bootstrap: {boot.n_converged}/{boot.n_resamples} resamples converged (cluster bootstrap over "
                      f"{boot.n_clusters} runs)")
@@ -147,9 +158,8 @@ def _print_law(law, boot) -> None:
         console.print(ln, highlight=False, soft_wrap=True)
     for n in (boot.notes if boot is not None else []):
         console.print(f"note: {n}", highlight=False, soft_wrap=True)
-    ex = law.extrapolation_
     if ex is None:
-        console.print(law.extrapolation_note_, highlight=False, soft_wrap=True)
+        console.print(note, highlight=False, soft_wrap=True)
         return
     t = Table(title=f"extrapolation: hold out {ex.description}; fit on {ex.n_train}; mean ARE {ex.mean_are:.3%}")
     for col in ("N (params)", "D (tokens)", "C (FLOPs)", "loss", "predicted", "ARE"):
@@ -161,17 +171,16 @@ def _print_law(law, boot) -> None:
         console.print(f"({len(ex.rows) - 20} more held-out points in the JSON)")
 
 
-def _print_allocation(est, name: str) -> None:
-    boot = est.bootstrap_
+def _print_allocation(est, name: str, boot, tc: float) -> None:
     t = Table(title=name)
     t.add_column("quantity", style="bold")
     t.add_column("estimate", justify="right")
     if boot is not None:
         t.add_column(f"{boot.confidence:.0%} interval", justify="right")
-    at = est.predict(est.target_compute_)
+    at = est.optimal_allocation(tc)
     rows = [("a (N_opt ~ C^a)", est.a_, "a"), ("b (D_opt ~ C^b)", est.b_, "b"),
-            (f"N_opt at C = {_fmt(est.target_compute_)}", at["N_opt"], "N_opt"),
-            (f"D_opt at C = {_fmt(est.target_compute_)}", at["D_opt"], "D_opt"),
+            (f"N_opt at C = {_fmt(tc)}", at["N_opt"], "N_opt"),
+            (f"D_opt at C = {_fmt(tc)}", at["D_opt"], "D_opt"),
             ("tokens/param there", at["tokens_per_param"], "tokens_per_param")]
     for label, v, key in rows:
         t.add_row(label, _fmt(float(v)), *([_interval(boot, key)] if boot is not None else []))
@@ -183,11 +192,61 @@ def _print_allocation(est, name: str) -> None:
                       f"{boot.n_clusters} runs)", highlight=False)
 
 
+def _is_planned_csv(text: str | None) -> bool:
+    """--predict names a CSV of planned runs (a path ending in .csv, or an existing file) rather than N,D."""
+    return text is not None and (text.strip().lower().endswith(".csv") or Path(text).is_file())
+
+
+def _print_ranking(ranking) -> None:
+    head, rows = ranking.table()
+    t = Table(title=ranking.title())
+    for h in head:
+        t.add_column(h, justify="left" if h in ("law", "note") else "right")
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    console.print(f"chosen law: {ranking.best.name} (lowest held-out error; its usual output follows)", highlight=False)
+    for n in ranking.notes:
+        console.print(f"note: {n}", highlight=False, soft_wrap=True)
+
+
+def _print_predictions(pred, csv_path: Path, json_path: Path) -> None:
+    t = Table(title=f"predicted loss of {len(pred.loss)} planned run(s) ({pred.law} law, nats/token)"
+              + (f"; {pred.confidence:.0%} bootstrap intervals over {pred.n_converged}/{pred.n_resamples} resamples"
+                 if pred.low is not None else ""))
+    for col in ("N (params)", "D (tokens)", "predicted loss") + (("interval",) if pred.low is not None else ()):
+        t.add_column(col, justify="right")
+    for i in range(min(len(pred.loss), 20)):
+        cells = [_fmt(pred.planned.N[i]), _fmt(pred.planned.D[i]), _fmt(pred.loss[i])]
+        if pred.low is not None:
+            cells.append(f"({_fmt(pred.low[i])}, {_fmt(pred.high[i])})")
+        t.add_row(*cells)
+    console.print(t)
+    if len(pred.loss) > 20:
+        console.print(f"({len(pred.loss) - 20} more rows in the CSV)", highlight=False)
+    for n in pred.notes:
+        console.print(f"note: {n}", highlight=False, soft_wrap=True)
+    console.print(f"predictions written to {csv_path} and {json_path}", highlight=False, soft_wrap=True)
+
+
+def _profile_if_E_at_bound(law, data):
+    """A Chinchilla fit whose E fell below the profiled floor is not an estimate of E: profile E instead."""
+    from lmscale.laws.profile import FLOOR_FRACTION, profile_E
+
+    if law.form_.name not in ("chinchilla", "chinchilla-shared") or not law.params_["E"] < FLOOR_FRACTION * data.loss.min():
+        return None
+    _warn(f"the fitted E = {_fmt(law.params_['E'])} is at its bound, not an estimate; profiling E over its plausible range")
+    res = profile_E(data)
+    console.print(res.summary(), highlight=False, soft_wrap=True)
+    return res
+
+
 @fit_app.command(DEFAULT_COMMAND)
 def fit_command(
     path: Path = typer.Argument(..., metavar="SWEEP_OR_CSV", help="A sweep directory (results.csv/curves.csv) or a CSV with N, D, loss."),
-    law: str = typer.Option("chinchilla", "--law", help="chinchilla | kaplan-n | kaplan-d | kaplan-c | kaplan-joint | data-constrained (Approach 3)."),
+    law: str = typer.Option("chinchilla", "--law", help="chinchilla | chinchilla-shared | kaplan-n | kaplan-d | kaplan-c | kaplan-joint | data-constrained (Approach 3), or auto: rank the joint laws by held-out extrapolation error and use the best."),
     approach: int = typer.Option(3, "--approach", help="1 = envelope of training curves, 2 = IsoFLOP parabolas, 3 = parametric law."),
+    isoflop_method: Optional[str] = typer.Option(None, "--isoflop-method", help="Approach 2 vertex per budget: local (default: a parabola within +-1.5 in ln N of the lowest loss) | akima | spline (Porian et al. 2024) | parabola (one over the whole profile)."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Cluster-bootstrap resamples for intervals (0 = none; 1000 recommended)."),
     holdout: str = typer.Option("largest", "--holdout", help="Extrapolation check: largest | largest-compute | none."),
     target_compute: Optional[float] = typer.Option(None, "--target-compute", help="FLOPs at which to report N_opt, D_opt, tokens/param (default 10x the largest C)."),
@@ -195,7 +254,8 @@ def fit_command(
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     family: Optional[str] = typer.Option(None, "--family", help="Use only rows of this model family."),
     confidence: float = typer.Option(0.95, "--confidence", help="Interval coverage."),
-    predict: Optional[str] = typer.Option(None, "--predict", help="Also predict the loss at N,D (e.g. 7e10,1.4e12), with an interval."),
+    predict: Optional[str] = typer.Option(None, "--predict", help="Also predict the loss at N,D (e.g. 7e10,1.4e12), with an interval; or at every planned run of a CSV (header N,D; bootstrap intervals, 200 resamples unless --bootstrap)."),
+    predict_out: Optional[Path] = typer.Option(None, "--predict-out", help="With --predict PLANNED.csv: write the predictions here (.csv, and .json beside it; default PLANNED.predicted.csv/.json)."),
     drop_highest: int = typer.Option(0, "--drop-highest", help="Drop the K highest losses first (Epoch's outlier policy used K=5)."),
     frontier_csv: Optional[Path] = typer.Option(None, "--frontier-csv", help="Write the compute-optimal frontier (with bootstrap band) as CSV."),
 ):
@@ -206,7 +266,7 @@ def fit_command(
     Example: lmscale fit sweeps/demo --law chinchilla --bootstrap 1000 --target-compute 1e21 --out fit.json
     """
     _fit(path, law, approach, bootstrap, holdout, target_compute, out, seed, family, confidence, predict,
-         drop_highest, frontier_csv)
+         drop_highest, frontier_csv, predict_out, isoflop_method=isoflop_method)
 
 
 def check_law_size(data, n_boot: int, law_name: str) -> None:
@@ -235,40 +295,65 @@ def _check_common(bootstrap: int, confidence: float, target_compute: Optional[fl
 
 
 def _fit(path, law_name, approach, n_boot, holdout, target_compute, out, seed, family, confidence, predict,
-         drop_highest, frontier_csv) -> None:
+         drop_highest, frontier_csv, predict_out=None, isoflop_method=None) -> None:
+    from lmscale.laws.bootstrap import bootstrap
     from lmscale.laws.data import load_curves, load_scaling_data
     from lmscale.laws.estimators import LAWS, make_law
     from lmscale.laws.extrapolation import HOLDOUTS
-    from lmscale.laws.tables import jsonable
+    from lmscale.laws.frontier import default_compute
+    from lmscale.laws.summary import jsonable, to_dict
 
     _check_common(n_boot, confidence, target_compute, drop_highest)
     if approach not in (1, 2, 3):
         raise LmscaleError(f"--approach {approach}; expected 1 (envelope), 2 (IsoFLOP) or 3 (parametric law)")
-    if law_name not in LAWS:
-        raise LmscaleError(f"--law {law_name!r}; expected one of {', '.join(LAWS)}")
-    if holdout not in HOLDOUTS:
-        raise LmscaleError(f"--holdout {holdout!r}; expected one of {', '.join(HOLDOUTS)}")
+    if isoflop_method is not None:
+        from lmscale.laws.vertex import METHODS
+
+        if isoflop_method not in METHODS:
+            raise LmscaleError(f"--isoflop-method {isoflop_method!r}; expected one of {', '.join(METHODS)}")
+        if approach != 2:
+            raise LmscaleError(f"--isoflop-method {isoflop_method} applies to Approach 2; expected --approach 2")
+    auto = law_name == "auto"
+    if law_name not in LAWS and not auto:
+        raise LmscaleError(f"--law {law_name!r}; expected one of {', '.join(LAWS)}, or auto")
+    if holdout not in (*HOLDOUTS, "none"):
+        raise LmscaleError(f"--holdout {holdout!r}; expected one of {', '.join((*HOLDOUTS, 'none'))}")
+    if auto and approach == 3 and holdout == "none":
+        raise LmscaleError("--law auto ranks laws by extrapolation; expected --holdout largest or largest-compute, not none")
     _check_out(out)
     _check_out(frontier_csv, "--frontier-csv", "a CSV file path")
-    if frontier_csv is not None and approach == 3 and not make_law(law_name).has_allocation():
+    planned = planned_paths = None
+    if _is_planned_csv(predict):
+        from lmscale.laws.planned import default_outputs, load_planned
+
+        if approach != 3:
+            raise LmscaleError(f"--predict {predict!r} (planned runs) needs a parametric law, --approach 3")
+        planned_paths = default_outputs(predict, predict_out)
+        _check_out(planned_paths[0], "--predict-out", "a CSV file path")
+        _check_out(planned_paths[1], "--predict-out", "a CSV file path (its .json beside it)")
+        planned = load_planned(predict)  # bad CSVs fail here: before any fit, nothing written
+        predict = None
+    elif predict_out is not None:
+        raise LmscaleError(f"--predict-out {str(predict_out)!r} needs --predict PLANNED.csv (a CSV of planned runs)")
+    if frontier_csv is not None and approach == 3 and not auto and not make_law(law_name).has_allocation():
         raise LmscaleError(f"--frontier-csv needs a joint law of N and D; the {law_name} law has no frontier")
     # Progress lines on stderr come after each fit succeeds: an error is then the only line there.
     command = {"path": str(path), "law": law_name, "approach": approach, "bootstrap": n_boot, "holdout": holdout,
                "target_compute": target_compute, "seed": seed, "family": family, "confidence": confidence,
-               "drop_highest": drop_highest}
+               "drop_highest": drop_highest, **({"isoflop_method": isoflop_method or "local"} if approach == 2 else {})}
     t0 = time.perf_counter()
     if approach == 1:
         from lmscale.laws.envelope import EnvelopeAllocation
 
         data = load_curves(path, family)
-        est = EnvelopeAllocation(target_compute=target_compute).fit(data)
+        est = EnvelopeAllocation().fit(data)
+        tc = target_compute or default_compute(data)
         _log(f"Approach 1: envelope of training curves, {data.describe()}")
-        if n_boot:
-            est.bootstrap(n_boot, seed=seed, confidence=confidence)
-        _print_allocation(est, f"Approach 1 (envelope of {est.n_curves_} training curves)")
+        boot = bootstrap(est, n_boot, seed=seed, confidence=confidence, compute=tc) if n_boot else None
+        _print_allocation(est, f"Approach 1 (envelope of {est.n_curves_} training curves)", boot, tc)
         for w in est.warnings_:
             _warn(w)
-        _write_json(out, {"command": command, **est.to_dict()})
+        _write_json(out, {"command": command, **to_dict(est, boot, compute=tc)})
         return
     data = load_scaling_data(path, family)
     if drop_highest:
@@ -280,46 +365,87 @@ def _fit(path, law_name, approach, n_boot, holdout, target_compute, out, seed, f
     if approach == 2:
         from lmscale.laws.isoflop import IsoFLOPAllocation
 
-        est = IsoFLOPAllocation(target_compute=target_compute).fit(data)
-        _log(f"Approach 2: IsoFLOP profiles, {data.describe()}")
-        if n_boot:
-            est.bootstrap(n_boot, seed=seed, confidence=confidence)
-        t = Table(title=f"IsoFLOP budgets ({est.n_budgets_used_} of {len(est.budgets_)} used)")
-        for col in ("budget C (FLOPs)", "points", "N range", "N_opt", "D_opt", "loss at vertex", "used"):
+        from lmscale.laws.summary import vertex_intervals
+
+        est = IsoFLOPAllocation(method=isoflop_method or "local").fit(data)
+        tc = target_compute or default_compute(data)
+        _log(f"Approach 2: IsoFLOP profiles ({est.method} vertices), {data.describe()}")
+        boot = bootstrap(est, n_boot, seed=seed, confidence=confidence, compute=tc) if n_boot else None
+        iv = vertex_intervals(est, boot)
+        t = Table(title=f"IsoFLOP budgets ({est.n_budgets_used_} of {len(est.budgets_)} used; vertex method {est.method})")
+        cols = ["budget C (FLOPs)", "points", "N range", "N_opt", "D_opt", "loss at vertex", "edge", "used"]
+        if iv is not None:
+            cols[4:4] = [f"N_opt {confidence:.0%} CI", "tokens/param", f"tokens/param {confidence:.0%} CI"]
+        for col in cols:
             t.add_column(col, justify="right")
-        for b in est.budgets_:
-            t.add_row(_fmt(b.C), str(b.n_points), f"[{_fmt(b.N_min)}, {_fmt(b.N_max)}]", _fmt(b.N_opt), _fmt(b.D_opt),
-                      _fmt(b.loss_opt), "yes" if b.used else "no")
+        ci = lambda v: f"({_fmt(v[0])}, {_fmt(v[1])})" if v else "-"  # noqa: E731
+        for j, b in enumerate(est.budgets_):
+            cells = [_fmt(b.C), str(b.n_points), f"[{_fmt(b.N_min)}, {_fmt(b.N_max)}]", _fmt(b.N_opt), _fmt(b.D_opt),
+                     _fmt(b.loss_opt), "yes" if b.edge else "no", "yes" if b.used else "no"]
+            if iv is not None:
+                cells[4:4] = [ci(iv[j]["N_opt_interval"]), _fmt(b.D_opt / b.N_opt) if b.used else "-",
+                              ci(iv[j]["tokens_per_param_interval"])]
+            t.add_row(*cells)
         console.print(t)
-        _print_allocation(est, "Approach 2 (IsoFLOP parabolas)")
+        _print_allocation(est, f"Approach 2 (IsoFLOP, {est.method} vertices)", boot, tc)
         for w in est.warnings_:
             _warn(w)
-        _write_json(out, {"command": command, **est.to_dict()})
+        _write_json(out, {"command": command, **to_dict(est, boot, compute=tc)})
         return
-    law = make_law(law_name, holdout=holdout, target_compute=target_compute)
-    point = _parse_point(predict, law.form.variables) if predict else None
+    point = _parse_point(predict, ("N", "D") if auto else make_law(law_name)._make_form().variables) if predict else None
+    if planned is not None and n_boot == 0:
+        n_boot = 200
+        command["bootstrap"] = n_boot
+        _log("--predict with planned runs and no --bootstrap: using 200 bootstrap resamples for the intervals")
     check_law_size(data, n_boot, law_name)
-    law.fit(data)
-    _log(f"fitted the {law_name} law to {data.describe()}, from {law.n_starts_} starts in {time.perf_counter() - t0:.1f} s")
+    ranking = None
+    if auto:
+        from lmscale.laws.select import rank_laws
+
+        ranking = rank_laws(data, holdout=holdout)
+        best = ranking.best
+        law, law_name, ex, note = best.law, best.name, best.extrapolation, ""
+        _log(f"ranked {len(ranking.entries)} laws by held-out extrapolation error on {data.describe()} in "
+             f"{time.perf_counter() - t0:.1f} s; chosen: {law_name}")
+        _print_ranking(ranking)
+    else:
+        law = make_law(law_name)
+        law.fit(data)
+        _log(f"fitted the {law_name} law to {data.describe()}, from {law.n_starts_} starts in {time.perf_counter() - t0:.1f} s")
+        ex, note = _extrapolation(law, data, holdout)
+    tc = target_compute or default_compute(data)
     boot = None
     if n_boot:
         t1 = time.perf_counter()
-        boot = law.bootstrap(n_boot, seed=seed, confidence=confidence, predict_at=point)
+        boot = bootstrap(law, n_boot, seed=seed, confidence=confidence, compute=tc, predict_at=point)
         _log(f"bootstrap: {n_boot} resamples in {time.perf_counter() - t1:.1f} s")
-    _print_law(law, boot)
+    _print_law(law, boot, ex, note, tc)
     if point is not None and boot is None:
         console.print(f"predicted loss at {point}: {_fmt(float(law.derived(law.theta_, None, point)['loss_at']))} nats/token",
                       highlight=False)
     if not law.converged_:
         _warn("the best fit did not pass the convergence test; see 'message' in the JSON")
-    payload = {"command": command, **law.to_dict()}
+    profile = _profile_if_E_at_bound(law, data)
+    payload = {"command": command, **to_dict(law, boot, ex if ex is not None else note, compute=tc)}
+    if ranking is not None:
+        payload["ranking"] = ranking.to_dict()
+    if profile is not None:
+        payload["E_profile"] = profile.to_dict()
+    if planned is not None:
+        from lmscale.laws.planned import predict_planned
+
+        pred = predict_planned(law, planned, boot)
+        pred.write(*planned_paths)
+        _print_predictions(pred, *planned_paths)
+        payload["predictions"] = {"planned": planned.source, "csv": str(planned_paths[0]), "json": str(planned_paths[1]),
+                                  "n": len(planned)}
     if point is not None:
         payload["predict_at"] = jsonable({**point, "loss": float(law.derived(law.theta_, None, point)["loss_at"]),
                                           "interval": list(boot.interval("loss_at")) if boot is not None else None})
     if frontier_csv is not None:
         if not law.has_allocation():
             raise LmscaleError(f"--frontier-csv needs a joint law of N and D; the {law_name} law has no frontier")
-        fr = law.frontier(bootstrap=boot)
+        fr = law.frontier(C_max=tc, bootstrap=boot)
         fr.to_csv(frontier_csv)
         console.print(f"frontier written to {frontier_csv}", highlight=False, soft_wrap=True)
     _write_json(out, payload)
@@ -352,6 +478,8 @@ def _compare(paths, family_a, family_b, law_name, n_boot, c_min, c_max, out, see
     from lmscale.laws.compare import compare
     from lmscale.laws.data import load_scaling_data
     from lmscale.laws.estimators import LAWS, make_law
+    from lmscale.laws.frontier import default_compute
+    from lmscale.laws.summary import to_dict
 
     _check_common(n_boot, confidence, None, 0)
     if law_name not in LAWS:
@@ -378,7 +506,7 @@ def _compare(paths, family_a, family_b, law_name, n_boot, c_min, c_max, out, see
     _check_out(out)
     for label, d in zip(labels, (da, db)):
         check_law_size(d, n_boot, law_name)
-        fits.append(make_law(law_name, holdout="none").fit(d))
+        fits.append(make_law(law_name).fit(d))
         _log(f"fitted the {law_name} law to {label}: {d.describe()}")
     res = compare(fits[0], fits[1], labels=labels, C_range=rng, n_resamples=n_boot, seed=seed, confidence=confidence)
     t = Table(title=f"{labels[0]} vs {labels[1]}: compute-optimal loss ({law_name} law)")
@@ -388,8 +516,8 @@ def _compare(paths, family_a, family_b, law_name, n_boot, c_min, c_max, out, see
     for k in fits[0].params_:
         t.add_row(k, _fmt(fits[0].params_[k]), _fmt(fits[1].params_[k]))
     for k in ("a", "b", "tokens_per_param"):
-        va = fits[0].derived(fits[0].theta_, fits[0].target_compute_).get(k)
-        vb = fits[1].derived(fits[1].theta_, fits[1].target_compute_).get(k)
+        va = fits[0].derived(fits[0].theta_, default_compute(fits[0].data_)).get(k)
+        vb = fits[1].derived(fits[1].theta_, default_compute(fits[1].data_)).get(k)
         if va is not None:
             t.add_row(k, _fmt(float(va)), _fmt(float(vb)))
     console.print(t)
@@ -401,5 +529,5 @@ def _compare(paths, family_a, family_b, law_name, n_boot, c_min, c_max, out, see
         console.print(line, highlight=False, soft_wrap=True)
     payload = {"command": {"paths": [str(p) for p in paths], "family_a": family_a, "family_b": family_b, "law": law_name,
                            "bootstrap": n_boot, "seed": seed},
-               "fits": {labels[0]: fits[0].to_dict(), labels[1]: fits[1].to_dict()}, "comparison": res.to_dict()}
+               "fits": {labels[0]: to_dict(fits[0]), labels[1]: to_dict(fits[1])}, "comparison": to_dict(res)}
     _write_json(out, payload)

@@ -17,8 +17,9 @@ import numpy as np
 
 from lmscale.errors import LmscaleError
 from lmscale.laws.data import ScalingData
+from lmscale.laws.bootstrap import bootstrap
 from lmscale.laws.estimators import ScalingLaw, make_law
-from lmscale.laws.tables import fmt, format_table, jsonable
+from lmscale.laws.summary import fmt
 
 
 def crossings(C: np.ndarray, diff: np.ndarray) -> np.ndarray:
@@ -70,28 +71,17 @@ class CompareResult:
         return self.crossings[0] if self.crossings else None
 
     def summary(self) -> str:
-        lines = [f"compute-optimal loss of {self.label_a} vs {self.label_b} ({self.law} law), "
-                 f"C in [{fmt(self.C_range[0])}, {fmt(self.C_range[1])}] FLOPs", self.message]
-        if self.fraction_crossing is not None:
-            lines.append(f"bootstrap: {self.fraction_crossing:.1%} of {self.n_pairs} resample pairs cross in range"
-                         + (f"; {self.confidence:.0%} interval of the first crossing ({fmt(self.interval[0])}, "
-                            f"{fmt(self.interval[1])}) FLOPs" if self.interval else ""))
-        idx = np.unique(np.linspace(0, len(self.C) - 1, 7).astype(int))
-        rows = [[fmt(self.C[i]), fmt(self.loss_a[i]), fmt(self.loss_b[i]), fmt(self.loss_a[i] - self.loss_b[i])] for i in idx]
-        lines.append(format_table(["C (FLOPs)", f"L* {self.label_a}", f"L* {self.label_b}", "difference"], rows))
-        return "\n".join(lines)
+        from lmscale.laws.summary import compare_summary
+
+        return compare_summary(self)
 
     def __str__(self) -> str:
         return self.summary()
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable({"law": self.law, "a": self.label_a, "b": self.label_b, "C_range": list(self.C_range),
-                         "crossings": self.crossings, "crossing": self.crossing, "lower_at_start": self.lower_at_start,
-                         "lower_at_end": self.lower_at_end, "message": self.message, "n_pairs": self.n_pairs,
-                         "fraction_crossing": self.fraction_crossing,
-                         "interval": list(self.interval) if self.interval else None, "confidence": self.confidence,
-                         "units": {"C": "FLOPs (6ND)", "loss": "nats/token"},
-                         "curve": {"C": self.C, "loss_a": self.loss_a, "loss_b": self.loss_b}})
+        from lmscale.laws.summary import compare_to_dict
+
+        return compare_to_dict(self)
 
 
 def compare(law_a: ScalingLaw, law_b: ScalingLaw, *, labels: tuple[str, str] = ("a", "b"),
@@ -104,7 +94,7 @@ def compare(law_a: ScalingLaw, law_b: ScalingLaw, *, labels: tuple[str, str] = (
     for law in (law_a, law_b):
         law._require_fitted()
         if not law.has_allocation():
-            raise LmscaleError(f"the {law.form.name} law has no compute-optimal frontier; compare needs a joint law of N and D")
+            raise LmscaleError(f"the {law.form_.name} law has no compute-optimal frontier; compare needs a joint law of N and D")
     if C_range is None:
         lo = min(np.nanmin(law_a.data_.C), np.nanmin(law_b.data_.C))
         hi = 1e3 * max(np.nanmax(law_a.data_.C), np.nanmax(law_b.data_.C))
@@ -122,11 +112,11 @@ def compare(law_a: ScalingLaw, law_b: ScalingLaw, *, labels: tuple[str, str] = (
                f"below, {last} above")
     else:
         msg = f"no crossing in range: {first} has the lower compute-optimal loss throughout"
-    res = CompareResult(law=law_a.form.name, label_a=labels[0], label_b=labels[1], C_range=C_range, crossings=xs,
+    res = CompareResult(law=law_a.form_.name, label_a=labels[0], label_b=labels[1], C_range=C_range, crossings=xs,
                         lower_at_start=first, lower_at_end=last, message=msg, C=C, loss_a=La, loss_b=Lb)
     if n_resamples:
-        ba = law_a.bootstrap(n_resamples, seed=seed)
-        bb = law_b.bootstrap(n_resamples, seed=None if seed is None else seed + 1)
+        ba = bootstrap(law_a, n_resamples, seed=seed)
+        bb = bootstrap(law_b, n_resamples, seed=None if seed is None else seed + 1)
         ok = ba.converged & bb.converged
         ta, tb = ba.theta[ok], bb.theta[ok]
         sa = np.asarray(law_a._allocation(ta[:, None, :], C[None, :])["loss_opt"], float)
@@ -145,7 +135,7 @@ def compare(law_a: ScalingLaw, law_b: ScalingLaw, *, labels: tuple[str, str] = (
 def compare_families(data: ScalingData, family_a: str, family_b: str, *, law: str = "chinchilla",
                      law_options: dict | None = None, **kw) -> CompareResult:
     """Fit `law` to each family of `data` and compare their compute-optimal loss curves (see `compare`)."""
-    opts = {"holdout": "none", **(law_options or {})}
+    opts = dict(law_options or {})
     la = make_law(law, **opts).fit(data.select_family(family_a))
     lb = make_law(law, **opts).fit(data.select_family(family_b))
     return compare(la, lb, labels=(family_a, family_b), **kw)

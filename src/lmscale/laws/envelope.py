@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 
 from lmscale.errors import LmscaleError
-from lmscale.laws.bootstrap import BootstrapResult, cluster_weights
+from lmscale.laws.bootstrap import cluster_weights
 from lmscale.laws.data import ScalingData
-from lmscale.laws.isoflop import fit_power_law
-from lmscale.laws.tables import allocation_lines, fmt, format_table, jsonable
+from lmscale.laws.isoflop import _compute_array, _point, _predict_at_note, fit_power_law, power_law_allocation
 
 
 def gaussian_smooth(y: np.ndarray, sigma: float) -> np.ndarray:
@@ -38,18 +37,49 @@ def gaussian_smooth(y: np.ndarray, sigma: float) -> np.ndarray:
 class EnvelopeAllocation:
     """Approach 1 estimator. Fitted: a_, b_, N_coef_, D_coef_, a_se_, b_se_ (OLS over the grid; the grid
     points are not independent, so prefer the bootstrap), envelope_ (dict of arrays C, N, D, loss, curve),
-    n_curves_, warnings_.
+    n_curves_, warnings_, data_.
 
     n_grid: log-spaced FLOP values (1500 as Hoffmann et al.).
     smooth: Gaussian sigma in evaluation steps (0 = none).
     min_curves: a grid point is used only where at least this many curves reach it.
     trim_edges: drop grid points won by the smallest or largest model (the optimum may lie beyond them).
+    Parameters are stored by `__init__` and validated by `fit` (scikit-learn's rules).
     """
 
-    def __init__(self, n_grid: int = 1500, smooth: float = 0.0, min_curves: int = 2, trim_edges: bool = True,
-                 target_compute: float | None = None):
-        self.n_grid, self.smooth, self.min_curves, self.trim_edges = n_grid, smooth, min_curves, trim_edges
-        self.target_compute = target_compute
+    _bootstrap_label = "approach 1 (envelope)"
+    _param_names = ("n_grid", "smooth", "min_curves", "trim_edges")
+
+    def __init__(self, n_grid: int = 1500, smooth: float = 0.0, min_curves: int = 2, trim_edges: bool = True):
+        self.n_grid = n_grid
+        self.smooth = smooth
+        self.min_curves = min_curves
+        self.trim_edges = trim_edges
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._param_names}
+
+    def clone(self, **overrides) -> "EnvelopeAllocation":
+        unknown = set(overrides) - set(self._param_names)
+        if unknown:
+            raise LmscaleError(f"unknown parameter(s) {', '.join(sorted(unknown))} for EnvelopeAllocation; expected "
+                               f"{', '.join(self._param_names)}")
+        return type(self)(**{**self.get_params(), **overrides})
+
+    def __repr__(self) -> str:
+        return f"EnvelopeAllocation({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    def _check_params(self) -> None:
+        def is_int(v):
+            return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+
+        if not is_int(self.n_grid) or self.n_grid < 2:
+            raise LmscaleError(f"n_grid={self.n_grid!r}; expected an integer of at least 2 (1500 as Hoffmann et al.)")
+        if isinstance(self.smooth, bool) or not isinstance(self.smooth, (int, float, np.floating)) or not self.smooth >= 0:
+            raise LmscaleError(f"smooth={self.smooth!r}; expected a Gaussian sigma >= 0 in evaluation steps (0 = none)")
+        if not is_int(self.min_curves) or self.min_curves < 1:
+            raise LmscaleError(f"min_curves={self.min_curves!r}; expected a positive integer such as 2")
+        if not isinstance(self.trim_edges, (bool, np.bool_)):
+            raise LmscaleError(f"trim_edges={self.trim_edges!r}; expected True or False")
 
     def _curves(self, data: ScalingData):
         ids = data.curve if data.curve is not None else data.run
@@ -68,6 +98,11 @@ class EnvelopeAllocation:
         return curves
 
     def fit(self, data: ScalingData) -> "EnvelopeAllocation":
+        """Build the envelope of the training curves and fit the power laws; returns self."""
+        self._check_params()
+        if not isinstance(data, ScalingData):
+            raise LmscaleError(f"EnvelopeAllocation.fit expects a ScalingData of training curves; got {type(data).__name__} "
+                               "(load_curves(sweep), or ScalingData.from_arrays(N=..., D=..., loss=..., run=...))")
         curves = self._curves(data)
         if len(curves) < 2:
             raise LmscaleError(f"{data.source}: {len(curves)} training curve(s) with 2+ evaluations; Approach 1 needs "
@@ -76,15 +111,15 @@ class EnvelopeAllocation:
             raise LmscaleError(f"{data.source}: every curve has the same N; Approach 1 needs runs of different sizes")
         lo = min(c["lC"][0] for c in curves)
         hi = max(c["lC"][-1] for c in curves)
-        self.grid_ = np.linspace(lo, hi, self.n_grid)
+        grid = np.linspace(lo, hi, self.n_grid)
         K = len(curves)
         Lmat = np.full((K, self.n_grid), np.inf)
         lDmat = np.full((K, self.n_grid), np.nan)
         for k, c in enumerate(curves):
-            inside = (self.grid_ >= c["lC"][0]) & (self.grid_ <= c["lC"][-1])
-            Lmat[k, inside] = np.interp(self.grid_[inside], c["lC"], c["loss"])
-            lDmat[k, inside] = np.interp(self.grid_[inside], c["lC"], c["lD"])
-        self.curves_, self.Lmat_, self.lDmat_ = curves, Lmat, lDmat
+            inside = (grid >= c["lC"][0]) & (grid <= c["lC"][-1])
+            Lmat[k, inside] = np.interp(grid[inside], c["lC"], c["loss"])
+            lDmat[k, inside] = np.interp(grid[inside], c["lC"], c["lD"])
+        self.grid_, self.curves_, self.Lmat_, self.lDmat_ = grid, curves, Lmat, lDmat
         self.Ns_ = np.array([c["N"] for c in curves])
         self.data_ = data
         res = self._solve(np.ones(K, bool))
@@ -98,8 +133,6 @@ class EnvelopeAllocation:
         if len(winners) < 3:
             self.warnings_.append(f"the envelope is won by only {len(winners)} model size(s); the exponents are poorly "
                                   "determined (train more sizes)")
-        self.target_compute_ = self.target_compute or float(10 * data.C.max())
-        self.bootstrap_: BootstrapResult | None = None
         return self
 
     def _solve(self, include: np.ndarray):
@@ -122,23 +155,33 @@ class EnvelopeAllocation:
                "curve": np.array([self.curves_[i]["name"] for i in win[ok]], dtype=object)}
         return a, kN, a_se, b, kD, b_se, env
 
-    def predict(self, C) -> dict[str, np.ndarray]:
-        C = np.asarray(C, float)
-        N, D = self.N_coef_ * C ** self.a_, self.D_coef_ * C ** self.b_
-        return {"N_opt": N, "D_opt": D, "tokens_per_param": D / N}
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "envelope_"):
+            raise LmscaleError("EnvelopeAllocation is not fitted yet; call .fit(curves) first")
 
-    def bootstrap(self, n_resamples: int = 1000, seed: int | None = 0, confidence: float = 0.95,
-                  target_compute: float | None = None) -> BootstrapResult:
-        """Cluster bootstrap over runs (trunks): redraw runs, rebuild the envelope, refit the power laws."""
-        data = self.data_
-        tc = target_compute or self.target_compute_
-        # One cluster per curve: the cluster of its first row (all rows of a curve share a run).
-        row_cluster = data.clusters()
+    def optimal_allocation(self, C) -> dict[str, Any]:
+        """N_opt (params), D_opt (tokens), tokens/param at compute C (FLOPs) from the fitted power laws; the same
+        keys as an Approach-3 law (C, N_opt, D_opt, tokens_per_param, loss_opt = NaN: not estimated)."""
+        self._require_fitted()
+        return power_law_allocation(self.a_, self.N_coef_, self.b_, self.D_coef_, C)
+
+    def _curve_clusters(self) -> np.ndarray:
+        """One cluster per curve: the cluster of its first row (all rows of a curve share a run)."""
+        row_cluster = self.data_.clusters()
         curve_cluster = np.array([row_cluster[c["rows"][0]] for c in self.curves_])
-        _, curve_cluster = np.unique(curve_cluster, return_inverse=True)
-        W = cluster_weights(curve_cluster, n_resamples, np.random.default_rng(seed))
+        return np.unique(curve_cluster, return_inverse=True)[1]
+
+    def _bootstrap_n_clusters(self) -> int:
+        return int(self._curve_clusters().max()) + 1
+
+    def _bootstrap_samples(self, n_resamples, rng, compute, predict_at, n_starts):
+        """Cluster bootstrap over runs (trunks): redraw runs, rebuild the envelope, refit the power laws."""
+        self._require_fitted()
+        tc = _compute_array(compute, self.data_)
+        W = cluster_weights(self._curve_clusters(), n_resamples, rng)
         keys = ("a", "b", "N_opt", "D_opt", "tokens_per_param")
-        samples = {k: np.full(n_resamples, np.nan) for k in keys}
+        shape = {k: (n_resamples,) if k in ("a", "b") or np.ndim(tc) == 0 else (n_resamples, np.size(tc)) for k in keys}
+        samples = {k: np.full(shape[k], np.nan) for k in keys}
         for r in range(n_resamples):
             res = self._solve(W[r] > 0)
             if res is None:
@@ -148,37 +191,19 @@ class EnvelopeAllocation:
             for k, v in zip(keys, (a, b, N, D, D / N)):
                 samples[k][r] = v
         conv = np.isfinite(samples["a"])
-        at = self.predict(tc)
-        point = {"a": self.a_, "b": self.b_, **{k: float(v) for k, v in at.items()}}
-        self.bootstrap_ = BootstrapResult(law="approach 1 (envelope)", n_resamples=n_resamples,
-                                          n_converged=int(conv.sum()), confidence=confidence, seed=seed,
-                                          n_clusters=int(curve_cluster.max()) + 1, point=point, samples=samples,
-                                          converged=conv, target_compute=tc)
-        return self.bootstrap_
+        at = self.optimal_allocation(tc)
+        point = _point({"a": self.a_, "b": self.b_, **{k: at[k] for k in ("N_opt", "D_opt", "tokens_per_param")}})
+        return point, samples, conv, None, _predict_at_note(predict_at)
 
-    def to_dict(self) -> dict[str, Any]:
-        return jsonable({
-            "approach": 1, "method": "envelope of training curves (min loss over runs at log-spaced FLOPs); OLS power laws",
-            "data": {"source": self.data_.source, "n_rows": len(self.data_), "n_curves": self.n_curves_},
-            "n_grid": self.n_grid, "smooth": self.smooth, "n_envelope_points": len(self.envelope_["C"]),
-            "a": self.a_, "b": self.b_, "a_se": self.a_se_, "b_se": self.b_se_, "N_coef": self.N_coef_,
-            "D_coef": self.D_coef_, "formula": "N_opt = N_coef * C^a, D_opt = D_coef * C^b (C in FLOPs)",
-            "target_compute": self.target_compute_, "at_target": self.predict(self.target_compute_),
-            "envelope_sizes": sorted(float(n) for n in np.unique(self.envelope_["N"])), "warnings": self.warnings_,
-            "bootstrap": self.bootstrap_.to_dict() if self.bootstrap_ is not None else None,
-        })
+    def to_dict(self, bootstrap=None, **kw) -> dict[str, Any]:
+        from lmscale.laws.summary import to_dict
 
-    def summary(self) -> str:
-        env = self.envelope_
-        sizes = np.unique(env["N"])
-        rows = []
-        for n in sizes:
-            m = env["N"] == n
-            rows.append([fmt(n), f"[{fmt(env['C'][m].min())}, {fmt(env['C'][m].max())}]", int(m.sum())])
-        t = format_table(["winning N (params)", "C range won (FLOPs)", "grid points"], rows,
-                         title=f"Approach 1 (envelope of {self.n_curves_} training curves, {len(env['C'])} grid points)")
-        lines = [t, *allocation_lines(self)]
-        return "\n".join(lines)
+        return to_dict(self, bootstrap, **kw)
+
+    def summary(self, bootstrap=None, **kw) -> str:
+        from lmscale.laws.summary import summary
+
+        return summary(self, bootstrap, **kw)
 
     def __str__(self) -> str:
-        return self.summary()
+        return self.summary() if hasattr(self, "envelope_") else repr(self)

@@ -1,16 +1,19 @@
 """Scikit-learn-style scaling-law estimators (Approach 3: fit a parametric loss law).
 
-    law = ChinchillaLaw().fit(data)            # or .fit(N, D, loss)
+    law = ChinchillaLaw().fit(data)            # a ScalingData; arrays: ScalingData.from_arrays(N=..., D=..., loss=...)
     law.A_, law.B_, law.E_, law.alpha_, law.beta_, law.objective_, law.n_starts_converged_
-    law.predict(N, D)                          # nats/token
-    boot = law.bootstrap(1000, seed=0)         # cluster bootstrap, percentile intervals
-    print(law.summary()); law.to_dict()        # readable table; JSON-serialisable dict
+    law.predict(N, D)                          # loss (nats/token), on every law
+    law.optimal_allocation(C)                  # C, N_opt, D_opt, tokens_per_param, loss_opt at C FLOPs
+    boot = bootstrap(law, 1000, seed=0)        # lmscale.laws.bootstrap: cluster bootstrap, percentile intervals
+    ex = extrapolation_check(law, data)        # lmscale.laws.extrapolation: refit without the largest models
+    print(summary(law, boot, ex))              # lmscale.laws.summary (also to_dict(law, boot, ex))
 
-Every estimator minimises the summed Huber (delta = 1e-3) of log-loss residuals from a grid of
-starts (`lmscale.laws.fit`), records how many starts reached the optimum, and, unless
-`holdout='none'`, refits without the largest model(s) to report the extrapolation error (ARE).
-Fitted attributes end with an underscore; the published parameters are also attributes
-(`A_`, `alpha_`, `N_c_`, ...).
+Scikit-learn's rules: `__init__` only stores its keyword parameters (`get_params`, `set_params`,
+`clone`); `fit` validates them (a bad value is a one-line LmscaleError there), runs one multi-start
+fit (the summed Huber, delta = 1e-3, of log-loss residuals from a grid of starts,
+`lmscale.laws.fit`) and sets only attributes that end with an underscore: `form_`, `theta_`,
+`params_`, the published parameters (`A_`, `alpha_`, `N_c_`, ...), `objective_`, `converged_`,
+`n_starts_`, `data_`, ... The extrapolation check and the bootstrap are free functions.
 """
 
 from __future__ import annotations
@@ -22,150 +25,176 @@ import numpy as np
 from lmscale.errors import LmscaleError
 from lmscale.laws.bootstrap import BootstrapResult, bootstrap_fit
 from lmscale.laws.data import ScalingData
-from lmscale.laws.extrapolation import HOLDOUTS, ExtrapolationResult, extrapolation_check
 from lmscale.laws.fit import MultiStartResult, fit_multistart
-from lmscale.laws.forms import ChinchillaForm, DataConstrainedForm, Form, KaplanForm, KaplanJointForm
-from lmscale.laws.frontier import (FrontierResult, chinchilla_allocation, chinchilla_exponents, local_exponents,
-                                   numeric_allocation)
+from lmscale.laws.forms import (ChinchillaForm, ChinchillaSharedForm, DataConstrainedForm, Form, KaplanForm,
+                                KaplanJointForm)
+from lmscale.laws.frontier import (FrontierResult, chinchilla_allocation, chinchilla_exponents,
+                                   default_compute, local_exponents, numeric_allocation)
 from lmscale.laws.lbfgs import SCIPY_FTOL, SCIPY_GTOL
 from lmscale.laws.objective import HuberLogObjective
-from lmscale.laws.tables import fmt, format_table, jsonable
 
-UNITS = {"N": "parameters (total)", "D": "tokens", "C": "FLOPs", "loss": "nats/token", "U": "unique tokens"}
-DERIVED_HELP = {
-    "a": "N_opt ~ C^a", "b": "D_opt ~ C^b", "G": "N_opt = G (C/6)^a", "N_opt": "params at target C",
-    "D_opt": "tokens at target C", "tokens_per_param": "D_opt/N_opt at target C", "loss_opt": "loss at the optimum",
-    "loss_at": "predicted loss at the given point",
-}
+BASE_PARAMS = ("delta", "reduction", "starts", "solver", "polish", "reach_rtol", "ftol", "gtol", "max_iter")
+
+
+def _positive(value: Any) -> bool:
+    try:
+        return not isinstance(value, bool) and float(value) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 class ScalingLaw:
-    """Base estimator. Subclasses set the functional form and how data arrays map to it.
+    """Base estimator. Subclasses set the functional form and how data columns map to it.
 
-    Parameters (all keyword):
+    Parameters (all keyword; stored as given, validated by `fit`):
       delta: Huber threshold on log-loss residuals (1e-3 as Hoffmann et al.).
       reduction: 'sum' (default) or 'mean'. 'mean' exists to demonstrate the loss-scale trap:
         the stopping tests are absolute, so dividing the objective by n stops the optimiser early
         (the tight polish of the best end points partly hides this; use polish=False to see it).
-      starts: None (the form's grid), an (k, p) array in fit space (`form.theta_names`), or a dict
+      starts: None (the form's grid), an (k, p) array in fit space (`form_.theta_names`), or a dict
         (or list of dicts) of published parameters such as `HOFFMANN_2022`.
       solver: 'batched' (all starts at once) or 'scipy' (the per-start reference loop).
       polish: polish the best local optima with scipy L-BFGS-B at tight tolerances.
-      holdout: 'largest' (default; all rows at the largest size), 'largest-compute', or 'none'.
-      target_compute: FLOPs at which derived quantities are reported (default: 10x the largest C).
       reach_rtol: a start "reached" the optimum if its objective is within this relative tolerance.
+      ftol, gtol, max_iter: the L-BFGS stopping tests (scipy's defaults) and iteration cap.
     """
 
-    law_name = ""
+    _own_params: tuple[str, ...] = ()  # a subclass's parameters, before the base ones in get_params
 
     def __init__(self, *, delta: float = 1e-3, reduction: str = "sum", starts=None, solver: str = "batched",
-                 polish: bool = True, holdout: str = "largest", target_compute: float | None = None,
-                 reach_rtol: float = 1e-5, ftol: float = SCIPY_FTOL, gtol: float = SCIPY_GTOL, max_iter: int = 15000):
-        if reduction not in ("sum", "mean"):
-            raise LmscaleError(f"reduction={reduction!r}; expected 'sum' or 'mean'")
-        if solver not in ("batched", "scipy"):
-            raise LmscaleError(f"solver={solver!r}; expected 'batched' or 'scipy'")
-        holdout = "none" if holdout is None else holdout
-        if holdout not in HOLDOUTS:
-            raise LmscaleError(f"holdout={holdout!r}; expected one of {', '.join(HOLDOUTS)}")
-        if not delta > 0:
-            raise LmscaleError(f"delta={delta!r}; expected a positive Huber threshold such as 1e-3")
-        if target_compute is not None and not target_compute > 0:
-            raise LmscaleError(f"target_compute={target_compute!r}; expected a positive number of FLOPs")
-        self.delta, self.reduction, self.starts, self.solver, self.polish = float(delta), reduction, starts, solver, polish
-        self.holdout, self.target_compute, self.reach_rtol = holdout, target_compute, reach_rtol
-        self.ftol, self.gtol, self.max_iter = ftol, gtol, max_iter
-        self.form = self._make_form()
+                 polish: bool = True, reach_rtol: float = 1e-5, ftol: float = SCIPY_FTOL, gtol: float = SCIPY_GTOL,
+                 max_iter: int = 15000):
+        self.delta = delta
+        self.reduction = reduction
+        self.starts = starts
+        self.solver = solver
+        self.polish = polish
+        self.reach_rtol = reach_rtol
+        self.ftol = ftol
+        self.gtol = gtol
+        self.max_iter = max_iter
 
-    # -- construction -------------------------------------------------------------------------
+    # -- parameters (scikit-learn) ---------------------------------------------------------------
+    def _param_names(self) -> tuple[str, ...]:
+        return (*self._own_params, *BASE_PARAMS)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters as stored (scikit-learn's get_params)."""
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params) -> "ScalingLaw":
+        """Set constructor parameters (validated by the next `fit`); returns self."""
+        for k, v in params.items():
+            if k not in self._param_names():
+                raise LmscaleError(f"unknown parameter {k!r} for {type(self).__name__}; expected one of "
+                                   f"{', '.join(self._param_names())}")
+            setattr(self, k, v)
+        return self
+
+    def clone(self, **overrides) -> "ScalingLaw":
+        """An unfitted copy with the same parameters, some replaced (scikit-learn's clone)."""
+        for k in overrides:
+            if k not in self._param_names():
+                raise LmscaleError(f"unknown parameter {k!r} for {type(self).__name__}; expected one of "
+                                   f"{', '.join(self._param_names())}")
+        return type(self)(**{**self.get_params(), **overrides})
+
+    def __repr__(self) -> str:
+        default = type(self)()
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
+                            if not _same(v, getattr(default, k)))
+        return f"{type(self).__name__}({changed})"
+
+    def _check_params(self) -> Form:
+        """Validate the parameters (one-line LmscaleError naming the bad value); returns the functional form."""
+        if self.reduction not in ("sum", "mean"):
+            raise LmscaleError(f"reduction={self.reduction!r}; expected 'sum' or 'mean'")
+        if self.solver not in ("batched", "scipy"):
+            raise LmscaleError(f"solver={self.solver!r}; expected 'batched' or 'scipy'")
+        if not _positive(self.delta):
+            raise LmscaleError(f"delta={self.delta!r}; expected a positive Huber threshold such as 1e-3")
+        for name in ("ftol", "gtol"):
+            if not _positive(getattr(self, name)):
+                raise LmscaleError(f"{name}={getattr(self, name)!r}; expected a positive tolerance such as 1e-8")
+        if not (_positive(self.reach_rtol) or self.reach_rtol == 0):
+            raise LmscaleError(f"reach_rtol={self.reach_rtol!r}; expected a relative tolerance >= 0 such as 1e-5")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
+            raise LmscaleError(f"max_iter={self.max_iter!r}; expected a positive integer such as 15000")
+        if not isinstance(self.polish, (bool, np.bool_)):
+            raise LmscaleError(f"polish={self.polish!r}; expected True or False")
+        return self._make_form()
+
     def _make_form(self) -> Form:
         """The functional form this estimator fits (each law class supplies its own)."""
         raise TypeError(f"{type(self).__name__} is not a concrete law; use ChinchillaLaw, KaplanLaw, ...")
 
-    def _extra_params(self) -> dict[str, Any]:
-        return {}
-
-    def get_params(self) -> dict[str, Any]:
-        return {"delta": self.delta, "reduction": self.reduction, "starts": self.starts, "solver": self.solver,
-                "polish": self.polish, "holdout": self.holdout, "target_compute": self.target_compute,
-                "reach_rtol": self.reach_rtol, "ftol": self.ftol, "gtol": self.gtol, "max_iter": self.max_iter,
-                **self._extra_params()}
-
-    def clone(self, **overrides) -> "ScalingLaw":
-        """An unfitted copy with the same settings (sklearn's clone)."""
-        return type(self)(**{**self.get_params(), **overrides})
-
-    def __repr__(self) -> str:
-        extra = ", ".join(f"{k}={v!r}" for k, v in self._extra_params().items())
-        return f"{type(self).__name__}({extra})"
-
     # -- data ---------------------------------------------------------------------------------
-    def _as_data(self, data, *arrays, loss=None, **named) -> ScalingData:
-        if isinstance(data, ScalingData):
-            if arrays or loss is not None:
-                raise LmscaleError("pass either a ScalingData or arrays, not both")
-            return data
-        names = self.form.variables if not isinstance(self.form, DataConstrainedForm) else ("N", "D")
-        vals = (data, *arrays)
-        if loss is None and len(vals) == len(names) + 1:
-            vals, loss = vals[:-1], vals[-1]
-        if len(vals) != len(names) or loss is None:
-            raise LmscaleError(f"{type(self).__name__}.fit expects a ScalingData or arrays "
-                               f"({', '.join(names)}, loss); got {len(vals)} array(s)"
-                               + (" and no loss" if loss is None else ""))
-        return ScalingData.from_arrays(loss=loss, **dict(zip(names, vals)), **named)
+    def _check_data(self, data) -> ScalingData:
+        if not isinstance(data, ScalingData):
+            raise LmscaleError(f"{type(self).__name__}.fit expects a ScalingData; got {type(data).__name__} "
+                               "(wrap arrays with ScalingData.from_arrays(N=..., D=..., loss=...))")
+        return data
 
     def _inputs(self, data: ScalingData) -> dict[str, np.ndarray]:
-        return {v: getattr(data, v) for v in self.form.variables}
+        return {v: getattr(data, v) for v in self.form_.variables}
 
     def _check_size(self, data: ScalingData) -> None:
-        need = self.form.min_points
+        form = self.form_
+        need = form.min_points
         if len(data) < need:
-            raise LmscaleError(f"{data.source}: {len(data)} data point(s) for the {self.form.name} law; it needs at least "
-                               f"{need} ({self.form.n_params} parameters + 1)")
+            raise LmscaleError(f"{data.source}: {len(data)} data point(s) for the {form.name} law; it needs at least "
+                               f"{need} ({form.n_params} parameters + 1)")
         for v, a in self._inputs(data).items():
             if v != "U" and a is not None and np.isfinite(a).all() and len(np.unique(a)) < 2:
                 raise LmscaleError(f"{data.source}: all {len(data)} points have the same {v}={a[0]:.4g}; "
-                                   f"the {self.form.name} law needs at least 2 distinct values of {v}")
+                                   f"the {form.name} law needs at least 2 distinct values of {v}")
 
     def _objective(self, data: ScalingData, weights: np.ndarray | None = None) -> HuberLogObjective:
-        X = self.form.features(**self._inputs(data))
-        return HuberLogObjective(self.form, X, data.loss, delta=self.delta, reduction=self.reduction, weights=weights)
+        X = self.form_.features(**self._inputs(data))
+        return HuberLogObjective(self.form_, X, data.loss, delta=float(self.delta), reduction=self.reduction,
+                                 weights=weights)
 
     def _start_array(self, obj: HuberLogObjective) -> np.ndarray:
         s = self.starts
+        form = self.form_
         if s is None:
-            return self.form.start_grid(obj.X, obj.logL)
+            return form.start_grid(obj.X, obj.logL)
         if isinstance(s, dict):
             s = [s]
         if isinstance(s, (list, tuple)) and s and isinstance(s[0], dict):
-            return np.array([self.form.theta_from(d) for d in s], dtype=float)
-        arr = np.atleast_2d(np.asarray(s, dtype=float))
-        if arr.shape[1] != self.form.n_params:
-            raise LmscaleError(f"starts have {arr.shape[1]} columns; expected {self.form.n_params} "
-                               f"({', '.join(self.form.theta_names)})")
+            return np.array([form.theta_from(d) for d in s], dtype=float)
+        try:
+            arr = np.atleast_2d(np.asarray(s, dtype=float))
+        except (TypeError, ValueError):
+            raise LmscaleError(f"starts={s!r}; expected None, an array of shape (k, {form.n_params}) or a dict "
+                               "of parameters") from None
+        if arr.ndim != 2 or arr.shape[1] != form.n_params:
+            raise LmscaleError(f"starts have {arr.shape[-1]} columns; expected {form.n_params} "
+                               f"({', '.join(form.theta_names)})")
         return arr
 
     # -- fitting ------------------------------------------------------------------------------
-    def fit(self, data, *arrays, loss=None, **named) -> "ScalingLaw":
-        """Fit to a ScalingData (or arrays, see the class docstring); returns self."""
-        data = self._as_data(data, *arrays, loss=loss, **named)
-        self.form.features(**self._inputs(data))  # raises if a needed column is missing
+    def fit(self, data: ScalingData) -> "ScalingLaw":
+        """Fit to a ScalingData (one multi-start fit); returns self."""
+        form = self._check_params()
+        data = self._check_data(data)
+        self.form_ = form
+        form.features(**self._inputs(data))  # raises if a needed column is missing
         self._check_size(data)
         obj = self._objective(data)
         res = fit_multistart(obj, self._start_array(obj), solver=self.solver, do_polish=self.polish,
                              reach_rtol=self.reach_rtol, ftol=self.ftol, gtol=self.gtol, max_iter=self.max_iter)
+        if not np.isfinite(res.objective):
+            raise LmscaleError(f"{data.source}: the {form.name} objective is not finite at any start; "
+                               "expected losses and sizes in plausible ranges (nats/token, params, tokens)")
         self._set_fitted(res, data)
-        self.extrapolation_: ExtrapolationResult | None = None
-        self.extrapolation_note_ = "extrapolation check: not requested (holdout='none')"
-        if self.holdout != "none":
-            self.extrapolation_, self.extrapolation_note_ = extrapolation_check(self, data, self.holdout)
         return self
 
     def _set_fitted(self, res: MultiStartResult, data: ScalingData) -> None:
+        form = self.form_
         self.fit_result_ = res
         self.theta_ = res.theta
-        self.params_ = {k: float(v) for k, v in self.form.params(res.theta).items()}
+        self.params_ = {k: float(v) for k, v in form.params(res.theta).items()}
         for k, v in self.params_.items():
             setattr(self, k + "_", v)
         self.objective_ = res.objective
@@ -176,87 +205,96 @@ class ScalingLaw:
         self.n_starts_converged_ = res.n_reached
         self.frac_starts_converged_ = res.frac_reached
         self.local_optima_ = [{"objective": o.objective, "count": o.count,
-                               "params": {k: float(v) for k, v in self.form.params(o.theta).items()}}
+                               "params": {k: float(v) for k, v in form.params(o.theta).items()}}
                               for o in res.local_optima[:10]]
         self.n_points_ = len(data)
         self.data_ = data
-        finite_C = data.C[np.isfinite(data.C)]
-        self.target_compute_ = (float(self.target_compute) if self.target_compute is not None
-                                else float(10 * finite_C.max()) if len(finite_C) else None)
-        self.bootstrap_: BootstrapResult | None = None
-        if not np.isfinite(res.objective):
-            raise LmscaleError(f"{data.source}: the {self.form.name} objective is not finite at any start; "
-                               "expected losses and sizes in plausible ranges (nats/token, params, tokens)")
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "theta_"):
             raise LmscaleError(f"{type(self).__name__} is not fitted yet; call .fit(data) first")
 
     # -- prediction ---------------------------------------------------------------------------
-    def _predict_inputs(self, data, arrays, named) -> dict[str, np.ndarray]:
-        if isinstance(data, ScalingData):
-            return self._inputs(data)
-        names = self.form.variables
-        vals = (data, *arrays)
-        out = dict(zip(names, vals))
-        out.update(named)
-        missing = [n for n in names if out.get(n) is None and n != "U"]
-        if missing:
-            raise LmscaleError(f"predict needs {', '.join(names)}; missing {', '.join(missing)}")
-        return {k: np.asarray(v, float) for k, v in out.items()}
+    def _loss(self, **inputs) -> np.ndarray:
+        return np.asarray(self.form_.loss(self.theta_, **{k: None if v is None else np.asarray(v, float)
+                                                          for k, v in inputs.items()}), float)
 
-    def predict(self, data, *arrays, **named) -> np.ndarray:
-        """Predicted loss (nats/token) at the given points (a ScalingData or arrays in the law's variables)."""
+    def predict(self, N, D=None) -> np.ndarray:
+        """Predicted loss (nats/token) at N (parameters) and D (tokens), arrays that broadcast; or at a ScalingData."""
         self._require_fitted()
-        return self.form.loss(self.theta_, **self._predict_inputs(data, arrays, named))
+        if isinstance(N, ScalingData):
+            if D is not None:
+                raise LmscaleError("predict takes a ScalingData or N and D, not both")
+            return self._loss(**self._inputs(N))
+        if N is None or D is None:
+            raise LmscaleError(f"{type(self).__name__}.predict needs N (parameters) and D (tokens); got "
+                               f"{'no N' if N is None else 'no D'}")
+        return self._loss(N=N, D=D)
 
     # -- derived quantities ---------------------------------------------------------------------
     def _allocation(self, theta: np.ndarray, C) -> dict[str, np.ndarray]:
         """N_opt, D_opt, tokens/param, loss_opt at compute C, for theta (p,) or samples (R, p) x C (m,) -> (R, m)."""
-        raise LmscaleError(f"the {self.form.name} law has no compute-optimal allocation; use a joint law of N and D")
+        raise LmscaleError(f"the {self.form_.name} law has no compute-optimal allocation; use a joint law of N and D")
 
     def has_allocation(self) -> bool:
         return type(self)._allocation is not ScalingLaw._allocation
 
-    def derived(self, theta: np.ndarray, target_compute: float | None = None, predict_at=None) -> dict[str, np.ndarray]:
-        """Derived quantities for parameters theta (p,) or (R, p): exponents, allocation at the target, loss_at."""
+    def _default_compute(self) -> float | None:
+        return default_compute(self.data_)
+
+    def derived(self, theta: np.ndarray, compute=None, predict_at=None) -> dict[str, np.ndarray]:
+        """Derived quantities for parameters theta (p,) or samples (R, p): the exponents a, b (, G) and the
+        allocation at `compute` (FLOPs: a scalar, or m values for (m,) / (R, m) arrays), and loss_at `predict_at`.
+
+        Exponents that are local slopes (laws without a power-law frontier) are taken at a scalar
+        `compute`, and at the default compute (10x the largest in the data) for a sequence.
+        """
         theta = np.asarray(theta, float)
         out: dict[str, np.ndarray] = {}
-        if self.has_allocation() and target_compute:
-            out.update(self._exponents(theta, target_compute))
-            alloc = self._allocation(theta, np.asarray(target_compute, float))
-            out.update({k: np.asarray(v) for k, v in alloc.items()})
+        if self.has_allocation() and compute is not None:
+            C = np.asarray(compute, float)
+            out.update(self._exponents(theta, C if C.ndim == 0 else np.asarray(self._default_compute(), float)))
+            th = theta[:, None, :] if (C.ndim == 1 and theta.ndim == 2) else theta
+            out.update({k: np.asarray(v) for k, v in self._allocation(th, C).items()})
         if predict_at is not None:
             if isinstance(predict_at, dict):
                 vals = predict_at
             else:
-                vals = dict(zip(self.form.variables, np.atleast_1d(np.asarray(predict_at, float))))
-            out["loss_at"] = self.form.loss(theta, **{k: np.asarray(v, float) for k, v in vals.items()})
+                vals = dict(zip(self.form_.variables, np.atleast_1d(np.asarray(predict_at, float))))
+            out["loss_at"] = self.form_.loss(theta, **{k: np.asarray(v, float) for k, v in vals.items()})
         return out
 
-    def _exponents(self, theta: np.ndarray, C: float) -> dict[str, np.ndarray]:
+    def _exponents(self, theta: np.ndarray, C) -> dict[str, np.ndarray]:
         return local_exponents(lambda c: self._allocation(theta, c), C)
 
     def optimal_allocation(self, C) -> dict[str, Any]:
-        """Compute-optimal N (params), D (tokens), tokens/param and loss (nats/token) at C (FLOPs, C = 6ND)."""
+        """Compute-optimal N (params), D (tokens), tokens/param and loss (nats/token) at C (FLOPs, C = 6ND):
+        keys C, N_opt, D_opt, tokens_per_param, loss_opt; floats for a scalar C, arrays for an array."""
         self._require_fitted()
-        a = self._allocation(self.theta_, np.asarray(C, float))
-        return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v)) for k, v in {"C": np.asarray(C, float), **a}.items()}
+        if not self.has_allocation():
+            self._allocation(self.theta_, C)  # raises: this law has no allocation
+        C = _check_C(C)
+        a = self._allocation(self.theta_, C)
+        out = {"C": C, **{k: a[k] for k in ("N_opt", "D_opt", "tokens_per_param", "loss_opt")}}
+        return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v, float)) for k, v in out.items()}
 
     def frontier(self, C=None, *, C_min: float | None = None, C_max: float | None = None, n: int = 50,
                  bootstrap: BootstrapResult | None = None) -> FrontierResult:
-        """The compute-optimal frontier over C (default: from the smallest budget in the data to the target),
-        with the bootstrap median and percentile band when `bootstrap` is given."""
+        """The compute-optimal frontier over C (default: from the smallest budget in the data to C_max,
+        default 10x the largest), with the bootstrap median and percentile band when `bootstrap` is given."""
         self._require_fitted()
         if C is None:
             lo = C_min or float(np.nanmin(self.data_.C))
-            hi = C_max or max(self.target_compute_ or lo * 1e3, lo * 10)
+            hi = C_max or max(self._default_compute() or lo * 1e3, lo * 10)
             C = np.geomspace(lo, hi, n)
         C = np.atleast_1d(np.asarray(C, float))
         point = {k: np.asarray(v, float) for k, v in self._allocation(self.theta_, C).items()}
         bands = {}
         conf = nres = None
         if bootstrap is not None:
+            if bootstrap.theta is None:
+                raise LmscaleError(f"bootstrap of {bootstrap.law!r} has no parameter samples; expected a bootstrap of "
+                                   "this law (lmscale.laws.bootstrap.bootstrap(law, ...))")
             th = bootstrap.theta[bootstrap.converged]
             samp = self._allocation(th[:, None, :], C[None, :])
             q = bootstrap.confidence
@@ -264,109 +302,58 @@ class ScalingLaw:
                 lo_, med, hi_ = np.nanpercentile(np.asarray(v, float), [50 * (1 - q), 50, 50 * (1 + q)], axis=0)
                 bands[k] = (lo_, med, hi_)
             conf, nres = q, bootstrap.n_resamples
-        return FrontierResult(law=self.form.name, C=C, point=point, bands=bands, confidence=conf, n_resamples=nres)
+        return FrontierResult(law=self.form_.name, C=C, point=point, bands=bands, confidence=conf, n_resamples=nres)
 
-    # -- uncertainty --------------------------------------------------------------------------
-    def bootstrap(self, n_resamples: int = 1000, seed: int | None = 0, confidence: float = 0.95, *,
-                  target_compute: float | None = None, predict_at=None, n_starts: int = 6) -> BootstrapResult:
-        """Cluster bootstrap (resample whole runs), refit each resample, percentile intervals.
-
-        Intervals cover the parameters and the derived quantities at `target_compute` (FLOPs;
-        default the law's target): a, b, G, N_opt, D_opt, tokens/param, loss at the optimum, and
-        the loss at `predict_at` (e.g. (N, D) of a larger model). Stored as `bootstrap_`.
-        """
+    # -- uncertainty (the protocol of lmscale.laws.bootstrap.bootstrap) ----------------------------
+    def _bootstrap_samples(self, n_resamples: int, rng: np.random.Generator, compute, predict_at, n_starts: int):
+        """Cluster bootstrap (resample whole runs), every resample refitted in one batch; see `bootstrap`."""
         self._require_fitted()
-        if n_resamples < 2:
-            raise LmscaleError(f"n_resamples={n_resamples}; expected at least 2 (1000 or more for 95% intervals)")
-        if not 0 < confidence < 1:
-            raise LmscaleError(f"confidence={confidence}; expected a fraction such as 0.95")
         data = self.data_
-        tc = target_compute or self.target_compute_
+        seed = rng  # bootstrap_fit draws the resamples from this Generator
         theta, _, conv = bootstrap_fit(lambda W: self._objective(data, W), self.theta_, self.fit_result_.local_optima,
                                        data.clusters(), n_resamples=n_resamples, seed=seed, n_starts=n_starts,
                                        max_iter=self.max_iter)
-        samples = {k: np.asarray(v, float) for k, v in self.form.params(theta).items()}
-        samples.update({k: np.asarray(v, float) for k, v in self.derived(theta, tc, predict_at).items()})
-        point = dict(self.params_)
-        point.update({k: float(v) for k, v in self.derived(self.theta_, tc, predict_at).items()})
+        samples = {k: np.asarray(v, float) for k, v in self.form_.params(theta).items()}
+        samples.update({k: np.asarray(v, float) for k, v in self.derived(theta, compute, predict_at).items()})
+        point: dict[str, Any] = dict(self.params_)
+        point.update({k: (float(v) if np.ndim(v) == 0 else np.asarray(v, float))
+                      for k, v in self.derived(self.theta_, compute, predict_at).items()})
         notes = []
         if data.run is None:
             notes.append("no run column: every row resampled on its own (fine for one final loss per run)")
-        res = BootstrapResult(law=self.form.name, n_resamples=n_resamples, n_converged=int(conv.sum()),
-                              confidence=confidence, seed=seed, n_clusters=data.n_clusters, point=point,
-                              samples=samples, converged=conv, target_compute=tc,
-                              predict_at=None if predict_at is None else jsonable(predict_at), notes=notes, theta=theta)
-        self.bootstrap_ = res
-        return res
+        return point, samples, conv, theta, notes
 
-    # -- reporting ----------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """Everything about the fit as plain JSON types (NaN/inf as null)."""
-        self._require_fitted()
-        d = self.data_
-        tc = self.target_compute_
-        derived = {k: float(v) for k, v in self.derived(self.theta_, tc).items()} if tc else {}
-        out = {
-            "law": self.form.name,
-            "formula": self.form.formula,
-            "units": {v: UNITS[v] for v in (*self.form.variables, "loss") if v in UNITS},
-            "data": {"source": d.source, "n_points": len(d), "n_runs": d.n_clusters, "D_from_C": d.D_from_C,
-                     "C_from_6ND": d.C_from_6ND},
-            "objective": {"kind": "huber of log-loss residuals", "delta": self.delta, "reduction": self.reduction,
-                          "value": self.objective_},
-            "converged": self.converged_, "message": self.message_, "grad_max": self.grad_max_,
-            "starts": {"n": self.n_starts_, "n_reached_optimum": self.n_starts_converged_,
-                       "fraction_reached": self.frac_starts_converged_, "reach_rtol": self.reach_rtol,
-                       "solver": self.solver, "stage1_status": self.fit_result_.status_counts},
-            "params": self.params_,
-            "fit_params": {n: float(v) for n, v in zip(self.form.theta_names, self.theta_)},
-            "local_optima": self.local_optima_[:5],
-            "target_compute": tc,
-            "derived": derived,
-            "extrapolation": self.extrapolation_.to_dict() if self.extrapolation_ is not None else None,
-            "extrapolation_note": self.extrapolation_note_ or None,
-            "bootstrap": self.bootstrap_.to_dict() if self.bootstrap_ is not None else None,
-        }
-        return jsonable(out)
+    # -- reporting (delegates to lmscale.laws.summary) -----------------------------------------------
+    def to_dict(self, bootstrap=None, extrapolation=None, **kw) -> dict[str, Any]:
+        from lmscale.laws.summary import to_dict
 
-    def summary(self) -> str:
-        """A readable multi-line report: parameters (with bootstrap intervals if run), derived values, checks."""
-        self._require_fitted()
-        boot = self.bootstrap_
-        lines = [f"{self.form.name} law: {self.form.formula}",
-                 f"data: {self.data_.describe()}",
-                 f"objective: {self.reduction} of Huber(delta={self.delta:g}) on log-loss residuals = "
-                 f"{self.objective_:.6e}; {'converged' if self.converged_ else 'NOT converged'} "
-                 f"(max |gradient| {self.grad_max_:.1e})",
-                 f"starts: {self.n_starts_converged_} of {self.n_starts_} ({self.frac_starts_converged_:.1%}) reached "
-                 f"the optimum (objective within {self.reach_rtol:g} relative); {len(self.fit_result_.local_optima)}"
-                 f"{'+' if len(self.fit_result_.local_optima) >= 20 else ''} distinct end points"]
-        head = ["parameter", "estimate"] + ([f"{boot.confidence:.0%} interval"] if boot else [])
-        rows = []
-        for k, v in self.params_.items():
-            rows.append([k, fmt(v)] + ([f"({fmt(boot.interval(k)[0])}, {fmt(boot.interval(k)[1])})"] if boot else []))
-        tc = (boot.target_compute if boot else None) or self.target_compute_  # the intervals' target, if any
-        if tc and (self.has_allocation() or boot):
-            der = self.derived(self.theta_, tc, boot.predict_at if boot else None)
-            for k, v in der.items():
-                cell = [f"{k} [{DERIVED_HELP.get(k, '')}]", fmt(float(v))]
-                if boot:
-                    cell.append(f"({fmt(boot.interval(k)[0])}, {fmt(boot.interval(k)[1])})" if k in boot.samples else "-")
-                rows.append(cell)
-        if tc and self.has_allocation():
-            lines.append(f"derived values at target compute C = {fmt(tc)} FLOPs (C = 6ND):")
-        lines.append(format_table(head, rows))
-        if boot:
-            lines.append(f"bootstrap: {boot.n_converged}/{boot.n_resamples} resamples converged, cluster bootstrap over "
-                         f"{boot.n_clusters} runs")
-        if self.extrapolation_ is not None:
-            lines.append(self.extrapolation_.summary())
-        elif self.extrapolation_note_:
-            lines.append(self.extrapolation_note_)
-        return "\n".join(lines)
+        return to_dict(self, bootstrap, extrapolation, **kw)
+
+    def summary(self, bootstrap=None, extrapolation=None, **kw) -> str:
+        from lmscale.laws.summary import summary
+
+        return summary(self, bootstrap, extrapolation, **kw)
 
     def __str__(self) -> str:
         return self.summary() if hasattr(self, "theta_") else repr(self)
+
+
+def _check_C(C) -> np.ndarray:
+    """Compute values (FLOPs) as a float array of any shape; LmscaleError unless all are positive and finite."""
+    try:
+        arr = np.asarray(C, float)
+    except (TypeError, ValueError):
+        arr = np.array(np.nan)
+    if arr.size == 0 or not (np.isfinite(arr) & (arr > 0)).all():
+        raise LmscaleError(f"C={C!r}; expected positive compute in FLOPs (a number such as 1e21, or an array of them)")
+    return arr
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a is b or a == b)
+    except (TypeError, ValueError):  # arrays
+        return False
 
 
 class ChinchillaLaw(ScalingLaw):
@@ -379,56 +366,74 @@ class ChinchillaLaw(ScalingLaw):
     def _make_form(self):
         return ChinchillaForm()
 
-    def fit(self, data, D=None, loss=None, **named) -> "ChinchillaLaw":
-        args = () if D is None else (D,)
-        super().fit(data, *args, loss=loss, **named)
+    def _set_fitted(self, res, data) -> None:
+        super()._set_fitted(res, data)
         ex = chinchilla_exponents(self.params_)
         self.a_, self.b_, self.G_ = (float(ex[k]) for k in ("a", "b", "G"))
-        return self
-
-    def predict(self, N, D=None) -> np.ndarray:
-        return super().predict(N, *(() if D is None else (D,)))
 
     def _allocation(self, theta, C):
-        return chinchilla_allocation(self.form.params(theta), C)
+        return chinchilla_allocation(self.form_.params(theta), C)
 
     def _exponents(self, theta, C):
-        return chinchilla_exponents(self.form.params(theta))
+        return chinchilla_exponents(self.form_.params(theta))
+
+
+class ChinchillaSharedLaw(ChinchillaLaw):
+    """L(N, D) = E + A/N^alpha + B/D^alpha: the Chinchilla law with one shared exponent (4 parameters; a = b = 1/2)."""
+
+    def _make_form(self):
+        return ChinchillaSharedForm()
 
 
 class KaplanLaw(ScalingLaw):
     """Single-variable Kaplan law L(X) = (X_c/X)^alpha_X [+ E], X in {'N', 'D', 'C'}.
 
-    Kaplan et al. count N without embeddings: `nonembedding=True` fits against the N_nonembed column.
+    Kaplan et al. count N without embeddings: `nonembedding=True` fits against the N_nonembed column
+    (and `predict(N)` then takes non-embedding parameter counts). `predict(N, D)` uses the fitted
+    variable: N, D, or C = 6ND (or `predict(C=...)`).
     """
 
+    _own_params = ("variable", "irreducible", "nonembedding")
+
     def __init__(self, variable: str = "N", irreducible: bool = True, nonembedding: bool = False, **kw):
-        self.variable, self.irreducible, self.nonembedding = variable, irreducible, nonembedding
-        if nonembedding and variable != "N":
-            raise LmscaleError(f"nonembedding=True applies to variable='N', not {variable!r}")
+        self.variable = variable
+        self.irreducible = irreducible
+        self.nonembedding = nonembedding
         super().__init__(**kw)
+
+    def _check_params(self):
+        if self.variable not in ("N", "D", "C"):
+            raise LmscaleError(f"variable={self.variable!r}; expected 'N', 'D' or 'C'")
+        if not isinstance(self.irreducible, (bool, np.bool_)):
+            raise LmscaleError(f"irreducible={self.irreducible!r}; expected True or False")
+        if self.nonembedding and self.variable != "N":
+            raise LmscaleError(f"nonembedding=True applies to variable='N', not {self.variable!r}")
+        return super()._check_params()
 
     def _make_form(self):
         return KaplanForm(self.variable, self.irreducible)
-
-    def _extra_params(self):
-        return {"variable": self.variable, "irreducible": self.irreducible, "nonembedding": self.nonembedding}
 
     def _inputs(self, data):
         if self.nonembedding:
             return {"N": data.require("N_nonembed", "nonembedding=True fits against non-embedding parameters")}
         return {self.variable: getattr(data, self.variable)}
 
-    def fit(self, data, loss=None, **named) -> "KaplanLaw":
-        if not isinstance(data, ScalingData):
-            return super().fit(ScalingData.from_arrays(loss=loss, **{self.variable: data}, **named))
-        return super().fit(data, loss=loss, **named)
-
-    def predict(self, x) -> np.ndarray:
+    def predict(self, N=None, D=None, *, C=None) -> np.ndarray:
+        """Predicted loss (nats/token) from the fitted variable: N, D, or C (FLOPs; C=..., or 6ND from N and D)."""
         self._require_fitted()
-        if isinstance(x, ScalingData):
-            return self.form.loss(self.theta_, **self._inputs(x))
-        return self.form.loss(self.theta_, **{self.variable: np.asarray(x, float)})
+        if isinstance(N, ScalingData):
+            return self._loss(**self._inputs(N))
+        v = self.variable
+        x = {"N": N, "D": D}.get(v)
+        if v == "C":
+            x = C if C is not None else (None if N is None or D is None else 6.0 * np.asarray(N, float) * np.asarray(D, float))
+        if x is None:
+            need = {"N": "N (parameters)", "D": "D (tokens)", "C": "C (FLOPs) as C=..., or N and D"}[v]
+            raise LmscaleError(f"KaplanLaw(variable={v!r}) predicts from {need}; got "
+                               + (", ".join(k for k, a in (("N", N), ("D", D), ("C", C)) if a is not None) or "nothing"))
+        y = self._loss(**{v: x})
+        given = [np.shape(a) for a in (N, D) if a is not None]  # the shape of predict(N, D) on every law
+        return np.array(np.broadcast_to(y, np.broadcast_shapes(y.shape, *given)))
 
 
 class KaplanJointLaw(ScalingLaw):
@@ -440,15 +445,9 @@ class KaplanJointLaw(ScalingLaw):
     def _make_form(self):
         return KaplanJointForm()
 
-    def fit(self, data, D=None, loss=None, **named) -> "KaplanJointLaw":
-        return super().fit(data, *(() if D is None else (D,)), loss=loss, **named)
-
-    def predict(self, N, D=None) -> np.ndarray:
-        return super().predict(N, *(() if D is None else (D,)))
-
     def _allocation(self, theta, C):
         theta = np.asarray(theta, float)
-        return numeric_allocation(lambda N, D: self.form.loss(theta, N=N, D=D), C)
+        return numeric_allocation(lambda N, D: self.form_.loss(theta, N=N, D=D), C)
 
 
 class DataConstrainedLaw(ScalingLaw):
@@ -458,40 +457,47 @@ class DataConstrainedLaw(ScalingLaw):
     parameters (R*_N). Allocations use `unique_tokens` (default: unlimited, i.e. no repetition).
     """
 
+    _own_params = ("effective_params", "unique_tokens")
+
     def __init__(self, effective_params: bool = False, unique_tokens: float | None = None, **kw):
-        self.effective_params, self.unique_tokens = effective_params, unique_tokens
+        self.effective_params = effective_params
+        self.unique_tokens = unique_tokens
         super().__init__(**kw)
+
+    def _check_params(self):
+        if not isinstance(self.effective_params, (bool, np.bool_)):
+            raise LmscaleError(f"effective_params={self.effective_params!r}; expected True or False")
+        if self.unique_tokens is not None and not _positive(self.unique_tokens):
+            raise LmscaleError(f"unique_tokens={self.unique_tokens!r}; expected None (unlimited) or a positive token count")
+        return super()._check_params()
 
     def _make_form(self):
         return DataConstrainedForm(self.effective_params)
 
-    def _extra_params(self):
-        return {"effective_params": self.effective_params, "unique_tokens": self.unique_tokens}
-
-    def fit(self, data, D=None, loss=None, U=None, **named) -> "DataConstrainedLaw":
-        if not isinstance(data, ScalingData):
-            if U is None:
-                raise LmscaleError("the data-constrained law needs U (unique tokens in the corpus) for every point")
-            data = ScalingData.from_arrays(N=data, D=D, loss=loss, U=U, **named)
-        elif data.U is None:
+    def _check_data(self, data):
+        data = super()._check_data(data)
+        if data.U is None:
             raise LmscaleError(f"{data.source}: the data-constrained law needs a column U (unique tokens in the corpus)")
-        return super().fit(data)
+        return data
 
-    def predict(self, N, D=None, U=None) -> np.ndarray:
+    def predict(self, N, D=None, *, U=None) -> np.ndarray:
+        """Predicted loss (nats/token) at N (parameters), D (tokens) and U (unique tokens; None: no repetition)."""
         self._require_fitted()
         if isinstance(N, ScalingData):
             N, D, U = N.N, N.D, N.U
-        return self.form.loss(self.theta_, N=np.asarray(N, float), D=np.asarray(D, float),
-                              U=None if U is None else np.asarray(U, float))
+        if N is None or D is None:
+            raise LmscaleError(f"DataConstrainedLaw.predict needs N (parameters) and D (tokens); got {'no N' if N is None else 'no D'}")
+        return self._loss(N=N, D=D, U=U)
 
     def _allocation(self, theta, C):
         theta = np.asarray(theta, float)
         U = self.unique_tokens
-        return numeric_allocation(lambda N, D: self.form.loss(theta, N=N, D=D, U=None if U is None else np.full(np.shape(D), U)), C)
+        return numeric_allocation(lambda N, D: self.form_.loss(theta, N=N, D=D, U=None if U is None else np.full(np.shape(D), U)), C)
 
 
 LAWS = {
     "chinchilla": lambda **kw: ChinchillaLaw(**kw),
+    "chinchilla-shared": lambda **kw: ChinchillaSharedLaw(**kw),
     "kaplan-n": lambda **kw: KaplanLaw("N", **kw),
     "kaplan-d": lambda **kw: KaplanLaw("D", **kw),
     "kaplan-c": lambda **kw: KaplanLaw("C", **kw),

@@ -3,6 +3,9 @@
 ARE = |L-hat - L| / L per held-out point (Choshen et al. 2024's absolute relative error), and its
 mean over the held-out points. A law that interpolates well can still extrapolate badly; this is
 the number that says how far to trust a prediction for a bigger model.
+
+    ex = extrapolation_check(ChinchillaLaw(), data, holdout="largest")   # a free function, like sklearn's cross_validate
+    ex.mean_are, ex.rows, summary(ex)
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import numpy as np
 
 from lmscale.errors import LmscaleError
 from lmscale.laws.data import ScalingData
-from lmscale.laws.tables import fmt, format_table, jsonable
+from lmscale.laws.summary import fmt
 
 if TYPE_CHECKING:
     from lmscale.laws.estimators import ScalingLaw
 
-HOLDOUTS = ("largest", "largest-compute", "none")
+HOLDOUTS = ("largest", "largest-compute")
 
 
 def group_budgets(C: np.ndarray, rtol: float = 0.1, budget: np.ndarray | None = None) -> np.ndarray:
@@ -71,20 +74,17 @@ class ExtrapolationResult:
     train_objective: float
 
     def summary(self) -> str:
-        head = (f"extrapolation check (hold out {self.description}; fit on {self.n_train}): "
-                f"mean ARE {self.mean_are:.3%}, max {self.max_are:.3%}")
-        rows = [[fmt(r["N"]), fmt(r["D"]), fmt(r["C"]), fmt(r["loss"]), fmt(r["predicted"]), f"{r['are']:.3%}"]
-                for r in self.rows]
-        return format_table(["N (params)", "D (tokens)", "C (FLOPs)", "loss", "predicted", "ARE"], rows, title=head)
+        from lmscale.laws.summary import extrapolation_summary
+
+        return extrapolation_summary(self)
 
     def __str__(self) -> str:
         return self.summary()
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable({"holdout": self.holdout, "description": self.description, "n_train": self.n_train,
-                         "n_test": self.n_test, "mean_are": self.mean_are, "max_are": self.max_are,
-                         "train_params": self.train_params, "train_objective": self.train_objective,
-                         "points": self.rows})
+        from lmscale.laws.summary import extrapolation_to_dict
+
+        return extrapolation_to_dict(self)
 
 
 def are(predicted: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -92,25 +92,39 @@ def are(predicted: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return np.abs(np.asarray(predicted, float) - np.asarray(observed, float)) / np.asarray(observed, float)
 
 
-def extrapolation_check(law: "ScalingLaw", data: ScalingData, holdout: str = "largest") -> tuple[ExtrapolationResult | None, str]:
-    """Refit a copy of `law` without the held-out rows; (result, note). result is None when data are too few."""
-    test, desc = holdout_mask(data, holdout, law.form.scale_variable)
+def extrapolation_check(est: "ScalingLaw", data: ScalingData, holdout: str = "largest") -> ExtrapolationResult:
+    """Fit an unfitted copy of `est` (`est.clone()`) without the held-out rows and predict them.
+
+    holdout: 'largest' (every row at the largest size, N for joint laws) or 'largest-compute' (the
+    largest compute budget). Raises LmscaleError with the reason when the check cannot be made
+    (too few points or a single value of a variable left for the fit).
+    """
+    if holdout not in HOLDOUTS:
+        raise LmscaleError(f"holdout={holdout!r}; expected one of {', '.join(HOLDOUTS)}")
+    if not (hasattr(est, "clone") and hasattr(est, "_check_params") and hasattr(est, "predict")):
+        raise LmscaleError(f"{type(est).__name__} has no loss prediction; the extrapolation check needs an Approach-3 "
+                           "law (ChinchillaLaw, KaplanLaw, KaplanJointLaw, DataConstrainedLaw)")
+    if not isinstance(data, ScalingData):
+        raise LmscaleError(f"data of type {type(data).__name__}; expected a ScalingData "
+                           "(ScalingData.from_arrays(N=..., D=..., loss=...))")
+    sub = est.clone()
+    form = sub._check_params()
+    test, desc = holdout_mask(data, holdout, form.scale_variable)
     train = ~test
-    need = law.form.min_points
+    need = form.min_points
     n_train = int(train.sum())
     if not test.any() or n_train < need:
-        return None, f"no extrapolation check: holding out {desc} leaves {n_train} points, the law needs {need}"
-    for v in law.form.variables:
-        col = getattr(data, v if not (v == "N" and getattr(law, "nonembedding", False)) else "N_nonembed")
+        raise LmscaleError(f"no extrapolation check: holding out {desc} leaves {n_train} points, the law needs {need}")
+    for v in form.variables:
+        col = getattr(data, v if not (v == "N" and getattr(est, "nonembedding", False)) else "N_nonembed")
         if col is not None and len(np.unique(col[train])) < 2 and v != "U":
-            return None, f"no extrapolation check: after holding out {desc}, {v} takes a single value"
-    sub = law.clone(holdout="none").fit(data.subset(train))
+            raise LmscaleError(f"no extrapolation check: after holding out {desc}, {v} takes a single value")
+    sub.fit(data.subset(train))
     pred = sub.predict(data.subset(test))
     e = are(pred, data.loss[test])
     rows = [{"N": float(n), "D": float(d), "C": float(c), "loss": float(y), "predicted": float(p), "are": float(a)}
             for n, d, c, y, p, a in zip(data.N[test], data.D[test], data.C[test], data.loss[test], pred, e)]
-    res = ExtrapolationResult(holdout=holdout, description=desc, n_train=n_train, n_test=int(test.sum()),
-                              mean_are=float(e.mean()), max_are=float(e.max()), rows=rows,
-                              train_params={k: float(v) for k, v in sub.params_.items()},
-                              train_objective=float(sub.objective_))
-    return res, ""
+    return ExtrapolationResult(holdout=holdout, description=desc, n_train=n_train, n_test=int(test.sum()),
+                               mean_are=float(e.mean()), max_are=float(e.max()), rows=rows,
+                               train_params={k: float(v) for k, v in sub.params_.items()},
+                               train_objective=float(sub.objective_))

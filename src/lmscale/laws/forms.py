@@ -11,6 +11,8 @@ exp(k - alpha log X), so log L-hat is a log-sum-exp of affine functions (Hoffman
 
 Forms:
 - `ChinchillaForm`: L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, Eq. 2).
+- `ChinchillaFixedEForm(E)`: the same with E fixed (4 fitted parameters; `lmscale.laws.profile`).
+- `ChinchillaSharedForm`: the same with one exponent, alpha = beta (4 parameters).
 - `KaplanForm(variable)`: L = (X_c/X)^alpha_X [+ E] for X in N, D or C (Kaplan et al. 2020, Table 5).
 - `KaplanJointForm`: L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Kaplan et al. 2020, Eq. 1.5).
 - `DataConstrainedForm`: Muennighoff et al. 2023 (arXiv 2305.16264, Eq. 5): the Chinchilla form at
@@ -157,6 +159,98 @@ class ChinchillaForm(Form):
         # Hoffmann et al.'s grid: alpha, beta in {0, .5, ..., 2}, e in {-1, -.5, ..., 1}, a, b in {0, 5, ..., 25}: 4500 starts.
         return _grid(np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 1.5, 0.5), np.arange(0, 2.5, 0.5),
                      np.arange(0, 2.5, 0.5))
+
+
+class _ConstrainedChinchillaForm(ChinchillaForm):
+    """ChinchillaForm with some parameters fixed or tied: theta_full = theta @ M.T + c (a linear map).
+
+    forward/backward/loss/params are ChinchillaForm's on the full vector (the backward pass is
+    the full gradient times M, the chain rule for a linear map), so the log-sum-exp maths lives in
+    one place. Subclasses set `theta_names`, `_M` (5, p), `_c` (5,) and `_keep` (the full-theta
+    coordinates that are free, in order, for `theta_from`).
+    """
+
+    _M: np.ndarray
+    _c: np.ndarray
+    _keep: tuple[int, ...]
+
+    def full_theta(self, theta) -> np.ndarray:
+        """The 5-vector (a, b, e, alpha, beta) of ChinchillaForm; broadcasts over leading axes."""
+        return np.asarray(theta, float) @ self._M.T + self._c
+
+    def forward(self, theta, X):
+        return super().forward(self.full_theta(theta), X)
+
+    def backward(self, theta, X, cache, v):
+        return super().backward(self.full_theta(theta), X, cache, v) @ self._M
+
+    def loss(self, theta, N, D):
+        return super().loss(self.full_theta(theta), N, D)
+
+    def params(self, theta):
+        return super().params(self.full_theta(theta))
+
+    def _complete(self, params: dict[str, float]) -> dict[str, float]:
+        return dict(params)
+
+    def theta_from(self, params):
+        return super().theta_from(self._complete(params))[list(self._keep)]
+
+    def start_grid(self, X, logL):
+        # Hoffmann et al.'s grid restricted to the free coordinates (duplicates removed).
+        full = super().start_grid(X, logL)
+        return np.unique(full[:, list(self._keep)], axis=0)
+
+
+class ChinchillaFixedEForm(_ConstrainedChinchillaForm):
+    """L = E + A/N^alpha + B/D^beta with E fixed (given): fits (a, b, alpha, beta), for profiling E.
+
+    `params` still reports E (the fixed value), so the frontier and allocation code apply unchanged.
+    """
+
+    theta_names = ("a", "b", "alpha", "beta")
+    param_names = ("A", "B", "E", "alpha", "beta")
+    _keep = (0, 1, 3, 4)
+
+    def __init__(self, E: float):
+        try:
+            E = float(E)
+        except (TypeError, ValueError):
+            raise LmscaleError(f"E={E!r}; expected a positive irreducible loss in nats/token") from None
+        if not (np.isfinite(E) and E > 0):
+            raise LmscaleError(f"E={E!r}; expected a positive finite irreducible loss in nats/token")
+        self.E = E
+        self.name = "chinchilla-fixed-E"
+        self.formula = f"L(N, D) = E + A/N^alpha + B/D^beta, E = {E:.6g} fixed"
+        M = np.zeros((5, 4))
+        M[[0, 1, 3, 4], [0, 1, 2, 3]] = 1.0
+        self._M = M
+        self._c = np.array([0.0, 0.0, np.log(E), 0.0, 0.0])
+
+    def _complete(self, params):
+        return {**params, "E": self.E}
+
+
+class ChinchillaSharedForm(_ConstrainedChinchillaForm):
+    """L = E + A/N^alpha + B/D^alpha: the Chinchilla form with one shared exponent (alpha = beta), 4 parameters.
+
+    `params` reports beta (= alpha) too, so the closed-form allocation applies (a = b = 1/2).
+    """
+
+    name = "chinchilla-shared"
+    formula = "L(N, D) = E + A/N^alpha + B/D^alpha  (alpha = beta)"
+    theta_names = ("a", "b", "e", "alpha")
+    param_names = ("A", "B", "E", "alpha", "beta")
+    _keep = (0, 1, 2, 3)
+    _M = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0], [0, 0, 0, 1.0]])
+    _c = np.zeros(5)
+
+    def _complete(self, params):
+        return {"beta": params["alpha"], **params}
+
+    def start_grid(self, X, logL):
+        full = ChinchillaForm.start_grid(self, X, logL)
+        return full[full[:, 3] == full[:, 4]][:, :4]
 
 
 # Hoffmann et al. 2022's published Approach-3 values, unrounded as used by Epoch and Pearce & Song.

@@ -18,9 +18,28 @@ from typing import Callable
 import numpy as np
 
 from lmscale.fileio import atomic_write_text
-from lmscale.laws.tables import fmt, format_table, jsonable
+from lmscale.errors import LmscaleError
 
 Params = dict[str, np.ndarray]
+
+
+def default_compute(data) -> float | None:
+    """The default compute (FLOPs) derived values are reported at: 10x the largest compute in the data
+    (None when the data have no compute values)."""
+    C = np.asarray(data.C, float)
+    C = C[np.isfinite(C)]
+    return float(10 * C.max()) if len(C) else None
+
+
+def check_compute(C, name: str = "compute"):
+    """A positive, finite compute: a float for a scalar, a 1-D float array for a sequence; else LmscaleError."""
+    try:
+        arr = np.asarray(C, float)
+    except (TypeError, ValueError):
+        raise LmscaleError(f"{name}={C!r}; expected a positive number of FLOPs or a sequence of them") from None
+    if arr.ndim > 1 or arr.size == 0 or not (np.isfinite(arr) & (arr > 0)).all():
+        raise LmscaleError(f"{name}={C!r}; expected a positive number of FLOPs (such as 1e21) or a 1-D sequence of them")
+    return float(arr) if arr.ndim == 0 else arr
 
 
 def chinchilla_exponents(p: Params) -> dict[str, np.ndarray]:
@@ -128,9 +147,9 @@ class FrontierResult:
         return out
 
     def to_dict(self) -> dict:
-        return jsonable({"law": self.law, "confidence": self.confidence, "n_resamples": self.n_resamples,
-                         "units": {"C": "FLOPs (6ND)", "N_opt": "parameters", "D_opt": "tokens",
-                                   "loss_opt": "nats/token"}, "rows": self.rows()})
+        from lmscale.laws.summary import frontier_to_dict
+
+        return frontier_to_dict(self)
 
     def to_csv(self, path) -> None:
         rows = self.rows()
@@ -139,20 +158,9 @@ class FrontierResult:
         atomic_write_text(path, "\n".join(lines) + "\n")
 
     def summary(self) -> str:
-        headers = ["C (FLOPs)", "N_opt (params)", "D_opt (tokens)", "tokens/param", "loss (nats/token)"]
-        rows = []
-        for r in self.rows():
-            cells = [fmt(r["C"])]
-            for q in self.QUANTITIES:
-                s = fmt(r[q])
-                if f"{q}_low" in r:
-                    s += f" ({fmt(r[q + '_low'])}, {fmt(r[q + '_high'])})"
-                cells.append(s)
-            rows.append(cells)
-        title = f"compute-optimal frontier ({self.law})"
-        if self.confidence:
-            title += f"; {self.confidence:.0%} bootstrap intervals over {self.n_resamples} resamples"
-        return format_table(headers, rows, title=title)
+        from lmscale.laws.summary import frontier_summary
+
+        return frontier_summary(self)
 
     def __str__(self) -> str:
         return self.summary()

@@ -31,9 +31,11 @@ def make_figures(path: Path, law_name: str = "chinchilla", out: Path | None = No
     """What `lmscale plot` does, as a function: returns the written paths (PNG and CSV)."""
     import numpy as np
 
+    from lmscale.laws.bootstrap import bootstrap
     from lmscale.laws.data import load_curves, load_scaling_data
     from lmscale.laws.envelope import EnvelopeAllocation
     from lmscale.laws.estimators import make_law
+    from lmscale.laws.extrapolation import extrapolation_check
     from lmscale.laws.isoflop import IsoFLOPAllocation
     from lmscale.laws.cli import MAX_BOOTSTRAP, check_law_size
     from lmscale.report.figures import envelope_law, write_fit_figures
@@ -54,11 +56,16 @@ def make_figures(path: Path, law_name: str = "chinchilla", out: Path | None = No
         except LmscaleError as err:
             _warn(f"no training curves ({err}); the loss-vs-compute panel shows final losses only")
     law = make_law(law_name).fit(data)
-    console.print(f"fitted {law.form.name}: {law.form.formula}; "
+    console.print(f"fitted {law.form_.name}: {law.form_.formula}; "
                   + ", ".join(f"{k} = {v:.4g}" for k, v in law.params_.items()), highlight=False, soft_wrap=True)
+    try:  # the residual and surface figures mark the largest model, held out and predicted
+        ext = extrapolation_check(law, data, "largest")
+    except LmscaleError:  # too few points to hold any out: the figures show in-sample residuals only
+        ext = None
+    boot = None
     if n_bootstrap:
         with np.errstate(over="ignore", invalid="ignore"):  # a few resamples wander off; they are reported, not fatal
-            boot = law.bootstrap(n_bootstrap, seed=seed)
+            boot = bootstrap(law, n_bootstrap, seed=seed)
         console.print(f"bootstrap: {boot.n_converged}/{boot.n_resamples} resamples converged", highlight=False)
     isoflop = approach1 = None
     if data.budget is not None:  # an IsoFLOP sweep: Chinchilla Approach 2
@@ -72,7 +79,7 @@ def make_figures(path: Path, law_name: str = "chinchilla", out: Path | None = No
         except LmscaleError as err:
             _warn(f"no Approach-1 envelope: {err}")
     kaplan = []
-    if law.form.variables != ("C",):
+    if law.form_.variables != ("C",):
         try:
             env = envelope_law(data, curves)
         except LmscaleError as err:
@@ -80,8 +87,8 @@ def make_figures(path: Path, law_name: str = "chinchilla", out: Path | None = No
             env = None
         if env is not None:
             kaplan.append(env)
-    return write_fit_figures(data, law, out or default_out_dir(path), curves=curves, isoflop=isoflop,
-                             kaplan_laws=kaplan, envelope_fit=approach1)
+    return write_fit_figures(data, law, out or default_out_dir(path), curves=curves, bootstrap=boot,
+                             extrapolation=ext, isoflop=isoflop, kaplan_laws=kaplan, envelope_fit=approach1)
 
 
 def plot_command(

@@ -154,8 +154,8 @@ def param_name(name: str) -> str:
 
 def law_caption(law, bootstrap=None, max_width: int = 3) -> str:
     """The law's formula and fitted parameters (with bootstrap percentile intervals when given)."""
-    boot = bootstrap if bootstrap is not None else getattr(law, "bootstrap_", None)
-    lines = [param_name(f"{law.form.name}: {law.form.formula}")]
+    boot = bootstrap
+    lines = [param_name(f"{law.form_.name}: {law.form_.formula}")]
     cells = []
     for k, v in law.params_.items():
         s = f"{param_name(k)} = {fmt(v, 3)}"
@@ -223,7 +223,7 @@ def held_out_mask(data, extrapolation) -> np.ndarray:
 
 def is_joint(law) -> bool:
     """A law of both N and D (Chinchilla, Kaplan joint, data-constrained)."""
-    return tuple(law.form.variables[:2]) == ("N", "D")
+    return tuple(law.form_.variables[:2]) == ("N", "D")
 
 
 def require_fitted(law, what: str) -> None:

@@ -39,7 +39,7 @@ def envelope_law(data: ScalingData, curves: ScalingData | None = None, min_point
     if len(np.unique(ec)) < min_points:
         return None
     env = ScalingData.from_arrays(C=ec, loss=el, source=f"{data.source} (compute-efficient envelope)")
-    return KaplanLaw("C", holdout="none").fit(env)
+    return KaplanLaw("C").fit(env)
 
 
 def write_fit_figures(data: ScalingData, law, out_dir: str | Path, curves: ScalingData | None = None,
@@ -49,10 +49,11 @@ def write_fit_figures(data: ScalingData, law, out_dir: str | Path, curves: Scali
 
     Always the Kaplan panels (with `law`, `kaplan_laws` and `envelope_fit`, a fitted Approach-1
     `EnvelopeAllocation`, overlaid) and, for a fitted `law`, its residuals; for a joint law of N and
-    D the loss surface; for a law with a compute-optimal allocation the frontier (with `bootstrap`,
-    default the law's `bootstrap_`); with `isoflop` (a fitted Approach-2 `IsoFLOPAllocation`, or what
-    `as_isoflop_fit` accepts) the IsoFLOP figure. `extrapolation` defaults to the law's
-    `extrapolation_`. `law` may be None (no fit): then only the data figures are written.
+    D the loss surface; for a law with a compute-optimal allocation the frontier (with the band of
+    `bootstrap`, a `BootstrapResult` of the law from `lmscale.laws.bootstrap.bootstrap`); with `isoflop`
+    (a fitted Approach-2 `IsoFLOPAllocation`, or what `as_isoflop_fit` accepts) the IsoFLOP figure.
+    `extrapolation` (an `ExtrapolationResult` from `lmscale.laws.extrapolation.extrapolation_check`)
+    marks the held-out points. `law` may be None (no fit): then only the data figures are written.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -72,7 +73,7 @@ def write_fit_figures(data: ScalingData, law, out_dir: str | Path, curves: Scali
     if isoflop is not None:
         files.append(isoflop_figure(data, isoflop, out=out_dir))
     if law is not None:
-        ext = extrapolation if extrapolation is not None else getattr(law, "extrapolation_", None)
+        ext = extrapolation
         if is_joint(law):
             files.append(loss_surface_figure(data, law, out=out_dir, extrapolation=ext))
         if law.has_allocation():

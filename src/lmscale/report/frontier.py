@@ -21,18 +21,18 @@ COLUMNS = (["kind", "C"] + [c for q in QUANTITIES for c in (q, f"{q}_median", f"
 
 
 def default_compute_range(law) -> tuple[float, float]:
-    """From the smallest compute in the data to the larger of the law's target and 100x the largest."""
+    """From the smallest compute in the data to 100x the largest."""
     C = law.data_.C[np.isfinite(law.data_.C)]
     if not len(C):
         raise LmscaleError(f"{law.data_.source}: no compute values; expected C (FLOPs) or N and D to place the frontier")
-    return float(C.min()), float(max(law.target_compute_ or 0.0, 100.0 * C.max()))
+    return float(C.min()), float(100.0 * C.max())
 
 
 def frontier_figure(law, bootstrap=None, C_range: tuple[float, float] | None = None, *, out: str | Path,
                     n: int = 80) -> FigureFiles:
     """N_opt, D_opt (left), tokens/param (middle), L_opt (right) vs C; writes ``frontier.png``/.csv.
 
-    `bootstrap`: a `BootstrapResult` of this law (default: the law's `bootstrap_`); the band is its
+    `bootstrap`: a `BootstrapResult` of this law (`lmscale.laws.bootstrap.bootstrap(law, ...)`), or None; the band is its
     percentile interval at the bootstrap's confidence, the dashed line the median. `C_range`:
     (low, high) FLOPs (default: `default_compute_range`). C follows C = 6·N·D.
     CSV columns: kind (frontier, or chinchilla_reference), C (FLOPs), then for each of N_opt
@@ -41,12 +41,12 @@ def frontier_figure(law, bootstrap=None, C_range: tuple[float, float] | None = N
     """
     require_fitted(law, "frontier")
     if not law.has_allocation():
-        raise LmscaleError(f"law {law.form.name!r} has no compute-optimal allocation; "
+        raise LmscaleError(f"law {law.form_.name!r} has no compute-optimal allocation; "
                            "expected a joint law of N and D (chinchilla, kaplan-joint, data-constrained)")
-    boot = bootstrap if bootstrap is not None else getattr(law, "bootstrap_", None)
+    boot = bootstrap
     if boot is not None and (boot.theta is None or not boot.converged.any()):
         raise LmscaleError(f"bootstrap of {boot.law!r} has no converged resamples with parameters; "
-                           "expected a BootstrapResult from law.bootstrap(...)")
+                           "expected a BootstrapResult from bootstrap(law, ...)")
     lo, hi = C_range if C_range is not None else default_compute_range(law)
     if not (0 < lo < hi and np.isfinite(hi)):
         raise LmscaleError(f"compute range ({lo!r}, {hi!r}); expected 0 < low < high FLOPs")
@@ -102,7 +102,7 @@ def frontier_figure(law, bootstrap=None, C_range: tuple[float, float] | None = N
     finish_axes(axl, "C (training FLOPs, C = 6ND)", "L_opt (nats/token)", title="loss at the optimum")
     for a in (ax, axr, axl):
         a.legend(fontsize=7, loc="best")
-    fig.suptitle(f"Compute-optimal frontier of the fitted {law.form.name} law (C = 6ND)", fontsize=10)
+    fig.suptitle(f"Compute-optimal frontier of the fitted {law.form_.name} law (C = 6ND)", fontsize=10)
 
     rows: list[list[Any]] = []
     for i, c in enumerate(C):

@@ -4,8 +4,11 @@ and the vertices' power laws N_opt = k_N·C^a and D_opt = k_D·C^b.
 The figure draws from a plain structure, `IsoFLOPFit` (one `IsoFLOPParabola` per budget:
 loss = c0 + c1·x + c2·x² with x = ln N, N in total parameters), built by `as_isoflop_fit` from
 - a fitted `lmscale.laws.IsoFLOPAllocation` (the Approach-2 estimator: its `budgets_` give each
-  budget's vertex, loss at the vertex and curvature, which fix the parabola; `a_`, `N_coef_`, `b_`,
-  `D_coef_` the power laws; `budget_ids_` which rows form each budget; `bootstrap_` the interval of a),
+  budget's vertex, loss at the vertex and curvature, which fix the parabola (for method "local" the local
+  parabola, drawn over its window; for "akima"/"spline" the interpolant, from `est.budget_curve(i)`,
+  drawn over the sampled sizes; edge budgets are drawn hollow, excluded); `a_`, `N_coef_`, `b_`,
+  `D_coef_` the power laws; `budget_ids_` which rows form each budget; a `BootstrapResult` of it, passed
+  as `bootstrap=`, the interval of a),
 - an `IsoFLOPFit` itself,
 - or a mapping (or object) with `budgets` (FLOPs) and `coefficients` ((c0, c1, c2) per budget), and
   optionally `N_min`, `N_max`, `a`, `k` (N_opt = k·C^a; fitted over the vertices when absent).
@@ -16,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -43,19 +46,34 @@ class IsoFLOPParabola:
     N_max: float = math.nan
     n_points: int = 0
     used: bool | None = None
+    # From a fitted IsoFLOPAllocation: the vertex method, the curve its vertex was taken on (f(N) -> loss; the
+    # interpolant for akima/spline, where coefficients are NaN), the N range that curve is drawn over (for "local":
+    # its window), the estimator's vertex (N_opt, loss_opt), and whether the minimum is at an edge.
+    method: str = "parabola"
+    curve: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    draw_range: tuple[float, float] | None = None
+    vertex: tuple[float, float] | None = None
+    edge: bool = False
 
     @property
     def convex(self) -> bool:
+        """Whether there is a minimum (a parabola opening upward, or a finite vertex of an interpolant)."""
+        if self.vertex is not None:
+            return bool(math.isfinite(self.vertex[0]) and self.vertex[0] > 0)
         return bool(self.coefficients[2] > 0)
 
     @property
     def N_opt(self) -> float:
         """The vertex (parameters); NaN when the parabola has no minimum."""
+        if self.vertex is not None:
+            return float(self.vertex[0]) if self.convex else math.nan
         c0, c1, c2 = self.coefficients
         return float(math.exp(-c1 / (2 * c2))) if self.convex else math.nan
 
     @property
     def loss_opt(self) -> float:
+        if self.vertex is not None:
+            return float(self.vertex[1]) if self.convex else math.nan
         return float(self.predict(self.N_opt)) if self.convex else math.nan
 
     @property
@@ -73,6 +91,8 @@ class IsoFLOPParabola:
         return self.convex and (self.inside if self.used is None else bool(self.used))
 
     def predict(self, N) -> np.ndarray:
+        if self.curve is not None:
+            return np.asarray(self.curve(np.asarray(N, float)), float)
         c0, c1, c2 = self.coefficients
         x = np.log(np.asarray(N, float))
         return c0 + c1 * x + c2 * x * x
@@ -130,17 +150,26 @@ def _get(obj: Any, *names: str, default=None):
     return default
 
 
-def _from_allocation(est: Any) -> IsoFLOPFit:
-    """From a fitted `lmscale.laws.IsoFLOPAllocation`."""
+def _from_allocation(est: Any, boot: Any = None) -> IsoFLOPFit:
+    """From a fitted `lmscale.laws.IsoFLOPAllocation` (and a `BootstrapResult` of it, for the interval of a)."""
     pars = []
-    for b in est.budgets_:
-        kw = dict(N_min=b.N_min, N_max=b.N_max, n_points=b.n_points, used=b.used)
+    method = getattr(est, "method", "parabola")
+    for i, b in enumerate(est.budgets_):
+        kw = dict(N_min=b.N_min, N_max=b.N_max, n_points=b.n_points, used=b.used, method=method,
+                  edge=bool(getattr(b, "edge", False)))
+        if method != "parabola":
+            kw["vertex"] = (b.N_opt, b.loss_opt)
+            lo, hi = getattr(b, "fit_N_min", math.nan), getattr(b, "fit_N_max", math.nan)
+            if math.isfinite(lo) and math.isfinite(hi):
+                kw["draw_range"] = (lo, hi)
         if math.isfinite(b.N_opt) and b.curvature > 0:
             pars.append(IsoFLOPParabola.from_vertex(b.C, b.N_opt, b.loss_opt, b.curvature, **kw))
+        elif method in ("akima", "spline") and math.isfinite(b.N_opt) and hasattr(est, "budget_curve"):
+            got = est.budget_curve(i)
+            pars.append(IsoFLOPParabola(b.C, (math.nan, math.nan, math.nan), curve=got[0] if got else None, **kw))
         else:
             pars.append(IsoFLOPParabola(b.C, (math.nan, math.nan, math.nan), **kw))
     interval = None
-    boot = getattr(est, "bootstrap_", None)
     if boot is not None and "a" in boot.samples:
         lo, hi = boot.interval("a")
         interval = (lo, hi, boot.confidence)
@@ -148,14 +177,15 @@ def _from_allocation(est: Any) -> IsoFLOPFit:
                       list(getattr(est, "warnings_", []) or []), interval, np.asarray(est.budget_ids_), est)
 
 
-def as_isoflop_fit(result: Any) -> IsoFLOPFit:
+def as_isoflop_fit(result: Any, bootstrap: Any = None) -> IsoFLOPFit:
     """An `IsoFLOPFit` from a fitted `IsoFLOPAllocation`, an `IsoFLOPFit`, or a mapping/object with
     `budgets` (FLOPs) and `coefficients` ((c0, c1, c2) per budget, loss = c0 + c1 ln N + c2 ln² N),
-    optional `N_min`, `N_max`, `a`, `k`."""
+    optional `N_min`, `N_max`, `a`, `k`. `bootstrap`: a `BootstrapResult` of a fitted IsoFLOPAllocation
+    (`lmscale.laws.bootstrap.bootstrap(est, ...)`) for the interval of a."""
     if isinstance(result, IsoFLOPFit):
         return result
     if hasattr(result, "budgets_") and hasattr(result, "a_"):
-        return _from_allocation(result)
+        return _from_allocation(result, bootstrap)
     if hasattr(result, "fit") and hasattr(result, "min_points") and not hasattr(result, "budgets_"):
         raise LmscaleError(f"{type(result).__name__} is not fitted; expected a fitted IsoFLOPAllocation (call .fit(data))")
     budgets = _get(result, "budgets", "C")
@@ -198,16 +228,19 @@ def _assign(data: ScalingData, fit: IsoFLOPFit, rtol: float = 0.1) -> np.ndarray
     return out
 
 
-def isoflop_figure(data: ScalingData, result: Any, *, out: str | Path) -> FigureFiles:
-    """IsoFLOP curves with parabolas and vertices (left), N_opt and D_opt vs C with power laws (right).
+def isoflop_figure(data: ScalingData, result: Any, *, out: str | Path, bootstrap: Any = None) -> FigureFiles:
+    """IsoFLOP curves with each budget's fitted curve and vertex (left), N_opt and D_opt vs C with power laws (right).
 
-    `result`: a fitted `IsoFLOPAllocation` (or what `as_isoflop_fit` accepts). Writes ``isoflop.png``
+    `result`: a fitted `IsoFLOPAllocation` (or what `as_isoflop_fit` accepts; `bootstrap`, a `BootstrapResult`
+    of it, adds the interval of a). The curve drawn per budget is the one its vertex was taken on: for method
+    "local" the local parabola over its window, for "akima"/"spline" the interpolant over the sampled sizes, for
+    "parabola" the whole-profile parabola (extended a little beyond the sizes). Writes ``isoflop.png``
     and ``isoflop.csv`` (or `out`). CSV columns: panel (loss_vs_N, optimum_vs_C), kind (point,
-    unassigned_point, parabola, vertex, D_vertex, power_law, power_law_D), budget (FLOPs),
+    unassigned_point, parabola, interpolant, vertex, D_vertex, power_law, power_law_D), budget (FLOPs),
     N (parameters), D (tokens), C (FLOPs), loss (nats/token), inside_range (vertex within the sampled
     N range), used (vertex used in the power law).
     """
-    fit = as_isoflop_fit(result)
+    fit = as_isoflop_fit(result, bootstrap)
     if not fit.parabolas:
         raise LmscaleError("IsoFLOP result has no budgets; expected at least one budget with its parabola")
     png = resolve_out(out, "isoflop")
@@ -215,7 +248,12 @@ def isoflop_figure(data: ScalingData, result: Any, *, out: str | Path) -> Figure
     color, _, _ = log_colors(np.array(budgets), "plasma")
     have_pl = math.isfinite(fit.a) and math.isfinite(fit.k)
     n_used = sum(p.in_power_law for p in fit.parabolas)
-    caption = ["parabola per budget: L = c0 + c1·ln N + c2·(ln N)², vertex N_opt = exp(−c1 / (2 c2)), D_opt = C / (6 N_opt); "
+    method = fit.parabolas[0].method
+    what = {"local": "local parabola per budget over its window in ln N around the lowest loss",
+            "akima": "Akima interpolant per budget, minimum on it", "spline": "smoothing spline per budget, minimum on it"}
+    caption = [(what[method] + "; D_opt = C / (6 N_opt); filled stars: vertex used in the power laws, hollow: excluded "
+                "(minimum at the smallest or largest sampled size, or no usable minimum)") if method in what else
+               "parabola per budget: L = c0 + c1·ln N + c2·(ln N)², vertex N_opt = exp(−c1 / (2 c2)), D_opt = C / (6 N_opt); "
                "filled stars: vertex inside the budget's sampled N range, hollow: outside (an extrapolated optimum)"]
     if have_pl:
         line = f"power laws over {n_used} budgets: N_opt = {fmt(fit.k, 4)}·C^a, a = {fit.a:.3f}"
@@ -237,19 +275,25 @@ def isoflop_figure(data: ScalingData, result: Any, *, out: str | Path) -> Figure
                    label=f"C = {fmt(p.budget, 3)} FLOPs")
         rows += [["loss_vs_N", "point", p.budget, n, d, c, y, "", ""] for n, d, c, y in
                  zip(data.N[m], data.D[m], data.C[m], data.loss[m])]
-        if not np.isfinite(p.coefficients).all():
+        if p.curve is None and not np.isfinite(p.coefficients).all():
             continue
-        lo = p.N_min if math.isfinite(p.N_min) else (data.N[m].min() if m.any() else p.N_opt / 10)
-        hi = p.N_max if math.isfinite(p.N_max) else (data.N[m].max() if m.any() else p.N_opt * 10)
-        if p.convex:
-            lo, hi = min(lo, p.N_opt), max(hi, p.N_opt)
-        grid = np.geomspace(lo / 1.3, hi * 1.3, 120)
+        if p.draw_range is not None:  # the local window or the interpolant's sizes: drawn where it was fitted
+            lo, hi = p.draw_range  # to the vertex too when it is used (an excluded edge vertex is not extrapolated to)
+            grid = np.geomspace(min(lo, p.N_opt) if p.in_power_law else lo, max(hi, p.N_opt) if p.in_power_law else hi, 120)
+        else:
+            lo = p.N_min if math.isfinite(p.N_min) else (data.N[m].min() if m.any() else p.N_opt / 10)
+            hi = p.N_max if math.isfinite(p.N_max) else (data.N[m].max() if m.any() else p.N_opt * 10)
+            if p.convex:
+                lo, hi = min(lo, p.N_opt), max(hi, p.N_opt)
+            grid = np.geomspace(lo / 1.3, hi * 1.3, 120)
         yy = p.predict(grid)
         ax.plot(grid, yy, "-", color=col, lw=1.2)
-        rows += [["loss_vs_N", "parabola", p.budget, n, p.budget / (6 * n), p.budget, y, "", ""] for n, y in zip(grid, yy)]
+        kind = "parabola" if p.curve is None else "interpolant"
+        rows += [["loss_vs_N", kind, p.budget, n, p.budget / (6 * n), p.budget, y, "", ""] for n, y in zip(grid, yy)]
         if p.convex:
-            ax.scatter([p.N_opt], [p.loss_opt], marker="*", s=160, facecolors=col if p.inside else "none",
-                       edgecolors="k" if p.inside else col, linewidths=1.0, zorder=6)
+            filled = p.inside if p.method == "parabola" else p.in_power_law
+            ax.scatter([p.N_opt], [p.loss_opt], marker="*", s=160, facecolors=col if filled else "none",
+                       edgecolors="k" if filled else col, linewidths=1.0, zorder=6)
             rows.append(["loss_vs_N", "vertex", p.budget, p.N_opt, p.budget / (6 * p.N_opt), p.budget, p.loss_opt,
                          p.inside, p.in_power_law])
     rest = np.isfinite(data.N) & (which < 0)
@@ -257,7 +301,8 @@ def isoflop_figure(data: ScalingData, result: Any, *, out: str | Path) -> Figure
         ax.scatter(data.N[rest], data.loss[rest], color="0.6", s=16, marker="x", label="points outside the budgets")
         rows += [["loss_vs_N", "unassigned_point", "", n, d, c, y, "", ""] for n, d, c, y in
                  zip(data.N[rest], data.D[rest], data.C[rest], data.loss[rest])]
-    ax.scatter([], [], marker="*", s=120, facecolors="0.3", edgecolors="k", label="parabola vertex (N_opt)")
+    ax.scatter([], [], marker="*", s=120, facecolors="0.3", edgecolors="k",
+               label="parabola vertex (N_opt)" if method == "parabola" else f"vertex (N_opt, {method})")
     finish_axes(ax, LABELS["N"], LABELS["loss"], title="IsoFLOP profiles: loss vs N at fixed compute")
     ax.legend(fontsize=7, loc="best")
 
@@ -266,8 +311,9 @@ def isoflop_figure(data: ScalingData, result: Any, *, out: str | Path) -> Figure
     for p in good:
         nv, dv = p.N_opt, p.budget / (6 * p.N_opt)
         for v, mk, kind, col in ((nv, "*", "vertex", "tab:blue"), (dv, "D", "D_vertex", "tab:green")):
-            axp.scatter([p.budget], [v], marker=mk, s=130 if mk == "*" else 40, facecolors=col if p.inside else "none",
-                        edgecolors="k" if p.inside else col, linewidths=0.9, zorder=5)
+            filled = p.inside if p.method == "parabola" else p.in_power_law
+            axp.scatter([p.budget], [v], marker=mk, s=130 if mk == "*" else 40, facecolors=col if filled else "none",
+                        edgecolors="k" if filled else col, linewidths=0.9, zorder=5)
             rows.append(["optimum_vs_C", kind, p.budget, nv, dv, p.budget, p.loss_opt, p.inside, p.in_power_law])
     axp.scatter([], [], marker="*", s=100, color="tab:blue", edgecolors="k", label="N_opt (parameters), vertex")
     axp.scatter([], [], marker="D", s=30, color="tab:green", edgecolors="k", label="D_opt = C/(6 N_opt) (tokens)")

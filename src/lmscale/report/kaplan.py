@@ -51,7 +51,7 @@ def _law_list(laws) -> tuple[list[Any], list[Any]]:
 
 
 def _single(laws: list[Any], variable: str) -> list[Any]:
-    return [law for law in laws if tuple(law.form.variables) == (variable,)]
+    return [law for law in laws if tuple(law.form_.variables) == (variable,)]
 
 
 def envelope(C: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +103,7 @@ def kaplan_panels(data: ScalingData, curves: ScalingData | None = None, laws=Non
     rows: list[list[Any]] = []
     caption = [f"{len(data)} final losses from {data.source}" + ("; C = 6ND (not in the data)" if data.C_from_6ND else
                                                                   "; C = training FLOPs as recorded")]
-    caption += [f"{law.form.name} fit: {param_name(law.form.formula.split('  [')[0])};  {short_params(law)}" for law in laws]
+    caption += [f"{law.form_.name} fit: {param_name(law.form_.formula.split('  [')[0])};  {short_params(law)}" for law in laws]
     caption += [f"Approach 1 (envelope of {e.n_curves_} training curves, interpolated in log C): N_opt = {fmt(e.N_coef_, 3)}·C^a, "
                 f"a = {e.a_:.3f};  D_opt = {fmt(e.D_coef_, 3)}·C^b, b = {e.b_:.3f}" for e in envs]
     fig, (axC, axD, axN), _ = new_figure(3, width=5.4, height=4.8, caption="\n".join(caption))
@@ -140,16 +140,16 @@ def kaplan_panels(data: ScalingData, curves: ScalingData | None = None, laws=Non
                  zip(env["N"][o], env["D"][o], env["C"][o], env["loss"][o], env["curve"][o])]
     C_grid = span(np.concatenate(envC), pad=1.5)
     for law in _single(laws, "C"):
-        y = law.predict(C_grid)
-        axC.plot(C_grid, y, "-", color="crimson", lw=1.8, zorder=6, label=f"{law.form.name} fit L(C)")
-        rows += [["loss_vs_C", "fit", law.form.name, "", "", c, c, v] for c, v in zip(C_grid, y)]
+        y = law.predict(C=C_grid)
+        axC.plot(C_grid, y, "-", color="crimson", lw=1.8, zorder=6, label=f"{law.form_.name} fit L(C)")
+        rows += [["loss_vs_C", "fit", law.form_.name, "", "", c, c, v] for c, v in zip(C_grid, y)]
     for law in joint:
         if law.has_allocation():
             fr = law.optimal_allocation(C_grid)
             y = np.asarray(fr["loss_opt"], float)
             axC.plot(C_grid, y, "-", color="darkorange", lw=1.8, zorder=6,
-                     label=f"{law.form.name} fit: compute-optimal L_opt(C), C = 6ND")
-            rows += [["loss_vs_C", "fit_frontier", law.form.name, n, d, c, c, v]
+                     label=f"{law.form_.name} fit: compute-optimal L_opt(C), C = 6ND")
+            rows += [["loss_vs_C", "fit_frontier", law.form_.name, n, d, c, c, v]
                      for n, d, c, v in zip(fr["N_opt"], fr["D_opt"], C_grid, y)]
     finish_axes(axC, LABELS["C"], LABELS["loss"], title="loss vs compute")
     axC.legend(fontsize=7, loc="best")
@@ -170,14 +170,14 @@ def kaplan_panels(data: ScalingData, curves: ScalingData | None = None, laws=Non
         for law in joint:
             yl = law.predict(np.full_like(D_grid, n), D_grid)
             axD.plot(D_grid, yl, ":", color=color(n), lw=1.2)
-            rows += [["loss_vs_D", "fit", f"{law.form.name} N={fmt(n)}", n, dd, 6 * n * dd, dd, v]
+            rows += [["loss_vs_D", "fit", f"{law.form_.name} N={fmt(n)}", n, dd, 6 * n * dd, dd, v]
                      for dd, v in zip(D_grid, yl)]
     if joint and multi:
-        axD.plot([], [], ":", color="0.3", label=f"{joint[0].form.name} fit L(N, D) at each N")
+        axD.plot([], [], ":", color="0.3", label=f"{joint[0].form_.name} fit L(N, D) at each N")
     for law in _single(laws, "D"):
-        y = law.predict(D_grid)
-        axD.plot(D_grid, y, "-", color="crimson", lw=1.8, label=f"{law.form.name} fit L(D)")
-        rows += [["loss_vs_D", "fit", law.form.name, "", dd, "", dd, v] for dd, v in zip(D_grid, y)]
+        y = law.predict(D=D_grid)
+        axD.plot(D_grid, y, "-", color="crimson", lw=1.8, label=f"{law.form_.name} fit L(D)")
+        rows += [["loss_vs_D", "fit", law.form_.name, "", dd, "", dd, v] for dd, v in zip(D_grid, y)]
     finish_axes(axD, LABELS["D"], LABELS["loss"],
                 title="loss vs data, one line per model size" if multi else "loss vs data (one run per model size)")
     if not okD.any():
@@ -214,12 +214,12 @@ def kaplan_panels(data: ScalingData, curves: ScalingData | None = None, laws=Non
                 for law in joint:
                     yl = law.predict(x_grid, np.full_like(x_grid, Dg))
                     axN.plot(x_grid, yl, ":", color=dcolor(Dg), lw=1.2)
-                    rows += [["loss_vs_N", "fit", f"{law.form.name} D={fmt(Dg)}", n, Dg, 6 * n * Dg, n, v]
+                    rows += [["loss_vs_N", "fit", f"{law.form_.name} D={fmt(Dg)}", n, Dg, 6 * n * Dg, n, v]
                              for n, v in zip(x_grid, yl)]
         if len(groups) > MAX_LEGEND_GROUPS:
             add_colorbar(fig, axN, normD, cmD, "D (tokens) of each line")
         if draw_joint:
-            axN.plot([], [], ":", color="0.3", label=f"{joint[0].form.name} fit L(N, D) at each D")
+            axN.plot([], [], ":", color="0.3", label=f"{joint[0].form_.name} fit L(N, D) at each D")
         title = "loss vs parameters, one line per token count"
     else:
         # No token counts shared across sizes: each size's longest run, coloured by its D, unconnected.
@@ -235,14 +235,14 @@ def kaplan_panels(data: ScalingData, curves: ScalingData | None = None, laws=Non
             for law in joint:
                 yl = law.predict(data.N[pick], data.D[pick])
                 axN.scatter(xN[pick], yl, marker="x", color="darkorange", s=22, zorder=5,
-                            label=f"{law.form.name} fit at the same (N, D)")
-                rows += [["loss_vs_N", "fit", law.form.name, data.N[i], data.D[i], data.C[i], xN[i], v]
+                            label=f"{law.form_.name} fit at the same (N, D)")
+                rows += [["loss_vs_N", "fit", law.form_.name, data.N[i], data.D[i], data.C[i], xN[i], v]
                          for i, v in zip(pick, yl)]
         title = "loss vs parameters (each size's longest run)"
     for law in n_laws:
         y = law.predict(x_grid)
-        axN.plot(x_grid, y, "-", color="crimson", lw=1.8, label=f"{law.form.name} fit L(N)")
-        rows += [["loss_vs_N", "fit", law.form.name, "" if nonembed else x, "", "", x, v] for x, v in zip(x_grid, y)]
+        axN.plot(x_grid, y, "-", color="crimson", lw=1.8, label=f"{law.form_.name} fit L(N)")
+        rows += [["loss_vs_N", "fit", law.form_.name, "" if nonembed else x, "", "", x, v] for x, v in zip(x_grid, y)]
     finish_axes(axN, LABELS[xname], LABELS["loss"], title=title)
     if axN.get_legend_handles_labels()[0]:
         axN.legend(fontsize=7, loc="best")

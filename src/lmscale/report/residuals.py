@@ -25,7 +25,7 @@ YLABEL = "100 × (log L̂ − log L)  (% of loss, nats/token)"
 def residuals_figure(data: ScalingData, law, *, out: str | Path, extrapolation=None) -> FigureFiles:
     """Residuals vs N, D, C (three panels); writes ``residuals.png`` / ``residuals.csv`` (or `out`).
 
-    `extrapolation`: an `ExtrapolationResult` (default: the law's `extrapolation_`).
+    `extrapolation`: an `ExtrapolationResult` (from `lmscale.laws.extrapolation.extrapolation_check`), or None.
     CSV columns: kind (in_sample, held_out), N (parameters), D (tokens), C (FLOPs), loss and predicted
     (nats/token), log_residual = ln L̂ − ln L, residual_pct = 100 × log_residual.
     """
@@ -33,7 +33,7 @@ def residuals_figure(data: ScalingData, law, *, out: str | Path, extrapolation=N
     if len(data) == 0:
         raise LmscaleError(f"{data.source}: no data points; expected final losses to compute residuals")
     png = resolve_out(out, "residuals")
-    ext = extrapolation if extrapolation is not None else getattr(law, "extrapolation_", None)
+    ext = extrapolation
     pred = np.asarray(law.predict(data), float)
     r = np.log(pred) - np.log(data.loss)
     held = held_out_mask(data, ext)
@@ -47,7 +47,7 @@ def residuals_figure(data: ScalingData, law, *, out: str | Path, extrapolation=N
     rows += h_rows
     ok_r = np.isfinite(r)
     rms = float(np.sqrt(np.mean(r[ok_r] ** 2))) if ok_r.any() else float("nan")
-    caption = (f"{law.form.name}: {param_name(law.form.formula.split('  [')[0])};  {short_params(law)}\n"
+    caption = (f"{law.form_.name}: {param_name(law.form_.formula.split('  [')[0])};  {short_params(law)}\n"
                f"in-sample: {int(ok_r.sum())} points, RMS log residual {100 * rms:.2f}%, max |residual| "
                f"{100 * np.max(np.abs(r[ok_r])):.2f}%")
     if ext is not None:
@@ -71,5 +71,5 @@ def residuals_figure(data: ScalingData, law, *, out: str | Path, extrapolation=N
             ax.scatter(hx, hv, facecolors="none", label="held out: fit without them", **HELD_OUT_STYLE)
         finish_axes(ax, LABELS[var], YLABEL if var == "N" else "residual (%)", title=f"residuals vs {var}")
     axes[-1].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Residuals of the {law.form.name} fit (positive: law over-predicts the loss)", fontsize=10)
+    fig.suptitle(f"Residuals of the {law.form_.name} fit (positive: law over-predicts the loss)", fontsize=10)
     return save_figure(fig, png, COLUMNS, rows)

@@ -54,21 +54,21 @@ def loss_surface_figure(data: ScalingData, law, *, out: str | Path, extrapolatio
     """Loss vs N per token count (or budget) with the fitted L(N, D) curves; writes ``loss_surface.png``/.csv.
 
     `law`: a fitted joint law of N and D (Chinchilla, Kaplan joint, data-constrained).
-    `extrapolation`: an `ExtrapolationResult` (default: the law's `extrapolation_`); its held-out
+    `extrapolation`: an `ExtrapolationResult` (from `lmscale.laws.extrapolation.extrapolation_check`), or None; its held-out
     points are drawn as open red diamonds, with a cross at the prediction of the fit made without them.
     CSV columns: kind (point, held_out, held_out_prediction, fit), group, group_by (D, C or D-bin),
     group_value (tokens or FLOPs), N (parameters), D (tokens), C (FLOPs), loss (nats/token).
     """
     require_fitted(law, "loss-surface")
     if not is_joint(law):
-        raise LmscaleError(f"law {law.form.name!r} is a function of {', '.join(law.form.variables)}; "
+        raise LmscaleError(f"law {law.form_.name!r} is a function of {', '.join(law.form_.variables)}; "
                            "expected a joint law of N and D (chinchilla, kaplan-joint, data-constrained) for the loss surface")
     ok = np.isfinite(data.N) & np.isfinite(data.D)
     if not ok.any():
         raise LmscaleError(f"{data.source}: no rows with both N and D; expected N (params) and D (tokens) for the loss surface")
     data = data.subset(ok)
     png = resolve_out(out, "loss_surface")
-    ext = extrapolation if extrapolation is not None else getattr(law, "extrapolation_", None)
+    ext = extrapolation
     held = held_out_mask(data, ext)
     by, ids, vals = surface_groups(data)
     groups = [int(g) for g in np.unique(ids)]
@@ -111,7 +111,7 @@ def loss_surface_figure(data: ScalingData, law, *, out: str | Path, extrapolatio
         rows += [["held_out_prediction", "", by, "", n, d, c, y] for n, d, c, y in pred]
     if len(groups) > MAX_LEGEND_GROUPS:
         add_colorbar(fig, ax, norm, cm, f"{'C' if by == 'C' else 'D'} ({unit}) of each group")
-    ax.plot([], [], "-", color="0.3", label=f"fitted {law.form.name} L(N, D)" + (" along C = 6ND" if by == "C" else ""))
+    ax.plot([], [], "-", color="0.3", label=f"fitted {law.form_.name} L(N, D)" + (" along C = 6ND" if by == "C" else ""))
     finish_axes(ax, LABELS["N"], LABELS["loss"],
                 title=f"loss vs N, one colour per {'compute budget' if by == 'C' else 'token count'}")
     ax.legend(fontsize=7, loc="best")

@@ -188,21 +188,24 @@ def _range_from_source(source: str | None, json_path: Path | None = None) -> tup
     return (float(C.min()), float(C.max())) if len(C) else None
 
 
-def frontier_from_law(law) -> LawFrontier:
-    """A fitted joint law object (ChinchillaLaw, KaplanJointLaw, DataConstrainedLaw)."""
+def frontier_from_law(law, bootstrap=None) -> LawFrontier:
+    """A fitted joint law object (ChinchillaLaw, KaplanJointLaw, DataConstrainedLaw), with the intervals of
+    `bootstrap` (a `BootstrapResult` of it, from `lmscale.laws.bootstrap.bootstrap`) when given."""
+    from lmscale.laws.frontier import default_compute
+
     if not hasattr(law, "theta_"):
         raise LmscaleError(f"{type(law).__name__} is not fitted; expected a fitted law (call .fit(data))")
     if not law.has_allocation():
-        raise LmscaleError(f"the {law.form.name} law has no compute-optimal frontier; expected a joint law of N and D")
+        raise LmscaleError(f"the {law.form_.name} law has no compute-optimal frontier; expected a joint law of N and D")
     C = law.data_.C[np.isfinite(law.data_.C)]
-    boot = law.bootstrap_
-    fr = LawFrontier(name=law.form.name, source=law.data_.source,
+    boot = bootstrap
+    fr = LawFrontier(name=law.form_.name, source=law.data_.source,
                      allocation=lambda c: law.optimal_allocation(np.asarray(c, float)),
-                     C_range=(float(C.min()), float(C.max())), target_compute=law.target_compute_,
+                     C_range=(float(C.min()), float(C.max())), target_compute=default_compute(law.data_),
                      a=float(getattr(law, "a_", np.nan)))
     if boot is not None:
         fr.confidence = boot.confidence
-        fr.target_compute = boot.target_compute or law.target_compute_
+        fr.target_compute = boot.target_compute or default_compute(law.data_)
         if "N_opt" in boot.samples:
             fr.N_opt_interval = boot.interval("N_opt")
         if "a" in boot.samples:
@@ -268,10 +271,11 @@ def frontier_from_json(path: Path) -> LawFrontier:
     return fr
 
 
-def load_frontier(fit_or_law) -> LawFrontier:
-    """A law object, a fit.json, a sweep directory or a CSV of (N, D, loss) (fitted with the Chinchilla law)."""
-    if hasattr(fit_or_law, "form"):
-        return frontier_from_law(fit_or_law)
+def load_frontier(fit_or_law, bootstrap=None) -> LawFrontier:
+    """A law object (with `bootstrap`, a `BootstrapResult` of it, for intervals), a fit.json, a sweep
+    directory or a CSV of (N, D, loss) (fitted with the Chinchilla law)."""
+    if hasattr(fit_or_law, "get_params") and hasattr(fit_or_law, "optimal_allocation"):
+        return frontier_from_law(fit_or_law, bootstrap)
     path = Path(fit_or_law)
     if path.is_file() and path.suffix.lower() == ".json":
         return frontier_from_json(path)
@@ -280,7 +284,7 @@ def load_frontier(fit_or_law) -> LawFrontier:
         from lmscale.laws.estimators import ChinchillaLaw
 
         with np.errstate(all="ignore"):
-            return frontier_from_law(ChinchillaLaw(holdout="none").fit(load_scaling_data(path)))
+            return frontier_from_law(ChinchillaLaw().fit(load_scaling_data(path)))
     raise LmscaleError(f"{str(path)!r} not found or not understood; expected a sweep directory, a CSV of N, D, loss, "
                        f"or a fit.json from `lmscale fit --out`/`lmscale demo`")
 
@@ -492,10 +496,11 @@ def fit_task(task: str, N, acc, n_skills=range(2, 8)) -> TaskFit:
 # -- the overlay -----------------------------------------------------------------------------------
 def theory_overlay(fit_or_law, out_dir: str | Path, *, params=None, tasks: str | Path | None = None,
                    metric: str | None = None, C_range: tuple[float, float] | None = None,
-                   n: int = 60) -> OverlayResult:
+                   n: int = 60, bootstrap=None) -> OverlayResult:
     """Fit the theory's free constants to a fitted law's frontier; write theory_overlay.png/.csv/.json.
 
     fit_or_law: a fitted joint law object, a fit.json, a sweep directory or a CSV of N, D, loss.
+    bootstrap: a `BootstrapResult` of a law object (`lmscale.laws.bootstrap.bootstrap(law, ...)`) for intervals.
     params: `NVParams` for d_t, epsilon and the alpha variant (its params_per_concept and
     tokens_per_text are replaced by the fitted ones; they only give the "paper constants" curve).
     tasks: optional CSV of per-task accuracy (columns N, task, accuracy, or an eval.csv from
@@ -506,7 +511,7 @@ def theory_overlay(fit_or_law, out_dir: str | Path, *, params=None, tasks: str |
     from lmscale.theory.ensemble import NVParams
 
     p = params or NVParams()
-    fr = load_frontier(fit_or_law)
+    fr = load_frontier(fit_or_law, bootstrap)
     lo, hi = C_range or fr.C_range
     if not (0 < lo < hi and np.isfinite(hi)):
         if lo == hi and lo > 0:
@@ -570,7 +575,7 @@ def theory_overlay(fit_or_law, out_dir: str | Path, *, params=None, tasks: str |
                          f"{p.tokens_per_text:.3g} tokens/text) these budgets are below the theory's range "
                          f"(C < {np.exp(table.lnC.min()) * p.flops_per_model_unit:.3g} FLOPs); curve omitted")
     band = fr.band(C) if fr.band is not None else None
-    if tasks is None and not hasattr(fit_or_law, "form") and Path(fit_or_law).is_dir() \
+    if tasks is None and isinstance(fit_or_law, (str, Path)) and Path(fit_or_law).is_dir() \
             and (Path(fit_or_law) / "eval.csv").is_file():
         tasks = Path(fit_or_law) / "eval.csv"
         res.notes.append(f"per-task curves from {tasks}")
