@@ -412,20 +412,49 @@ def demo(
         err_console.print(f"interrupted; resume with: lmscale demo --out {out}{' --quick' if quick else ''}",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
-    console.print(res.law.summary(), highlight=False, soft_wrap=True)
-    h = res.headline
-    tpp = h["intervals_95"].get("tokens_per_param")
-    console.print(
-        f"compute-optimal tokens per parameter at C = {h['target_compute_flops']:.3g} FLOPs: "
-        f"{h['compute_optimal_at_target']['tokens_per_param']:.3g}"
-        + (f" (95% interval {tpp[0]:.3g} to {tpp[1]:.3g})" if tpp else ""), highlight=False)
-    if h["weakly_identified"]:
-        from lmscale.demo import WEAK_NOTE
+    _print_demo(res)
 
-        console.print(WEAK_NOTE, highlight=False, soft_wrap=True)
+
+def _print_demo(res) -> None:
+    """The demo's answer on the terminal: the three approaches side by side, whether they agree, E,
+    the best-supported form, the extrapolation check and the targets (REPORT.md has the rest)."""
+    from lmscale.demo import agreement_lines, e_line
+    from lmscale.laws.summary import fmt
+
+    h = res.headline
+    compute = h["report_compute_flops"]
+    t = Table(title="compute-optimal allocation: tokens per parameter (95% interval) at each budget, "
+                    "then one decade beyond")
+    t.add_column("approach", style="bold")
+    t.add_column("a (N_opt ~ C^a)", justify="right")
+    for i, c in enumerate(compute):
+        t.add_column(("beyond " if i == len(compute) - 1 else "") + f"C={c:.2g}", justify="right")
+    for k in (1, 2, 3):
+        row = h["approaches"][k]
+        if "error" in row:
+            t.add_row(row["name"], "n/a", *[""] * len(compute))
+            continue
+        lo, hi = row["tokens_per_param_interval"]
+        t.add_row(row["name"], f"{row['a']:.3f} ({row['a_interval'][0]:.3f}, {row['a_interval'][1]:.3f})",
+                  *[f"{row['tokens_per_param'][i]:.3g} ({lo[i]:.3g}, {hi[i]:.3g})" for i in range(len(compute))])
+    console.print(t)
+    for k in (1, 2):
+        if "error" in h["approaches"][k]:
+            console.print(f"{h['approaches'][k]['name']} not available: {h['approaches'][k]['error']}",
+                          highlight=False, soft_wrap=True)
+    for line in agreement_lines(h) + [e_line(h)]:
+        console.print(line, highlight=False, soft_wrap=True)
+    rk = h["ranking"]
+    if isinstance(rk, dict) and rk.get("chosen"):
+        console.print(f"best-supported form (ranked by error on the held-out largest budget): {rk['chosen']}",
+                      highlight=False, soft_wrap=True)
     if h["extrapolation_are"] is not None:
-        console.print(f"extrapolation to the held-out largest model: mean absolute relative error "
-                      f"{100 * h['extrapolation_are']:.2f}% (target < 5%)", highlight=False)
+        console.print(f"extrapolation to the held-out largest budget: mean absolute relative error "
+                      f"{100 * h['extrapolation_are']:.2f}% (max {100 * h['extrapolation_max_are']:.2f}%)", highlight=False)
+    for k, v in h["checks"].items():
+        val = v["value"] if isinstance(v["value"], str) else fmt(v["value"])
+        console.print(f"check {k}: {val}{' (target ' + v['target'] + ')' if v.get('target') else ''}: "
+                      f"{'met' if v['met'] else 'NOT met'}", highlight=False, soft_wrap=True)
     console.print(f"demo written to {res.out_dir}/ (REPORT.md, fit.json, figures/, sweep/)")
 
 
