@@ -64,3 +64,26 @@ def training_curves(alpha=0.3, beta=0.3, A=400.0, B=400.0, E=1.7, n_sizes=25, n_
         curve += [f"run{i}"] * n_evals
     N, D = np.concatenate(N), np.concatenate(D)
     return ScalingData.from_arrays(N=N, D=D, loss=chinchilla_loss(p, N, D), run=curve, curve=curve), p
+
+
+def noisy_cli_grid(seed=0, noise=1e-3):
+    """7 sizes x 5 token counts on Chinchilla's law with log-normal noise: the CLI tests' runs (N, D, loss)."""
+    rng = np.random.default_rng(seed)
+    N = np.repeat(np.geomspace(1e7, 3e9, 7), 5)
+    D = np.tile(np.geomspace(2e8, 2e11, 5), 7)
+    return N, D, chinchilla_loss(TRUE_CHINCHILLA, N, D) * np.exp(rng.normal(0, noise, len(N)))
+
+
+def objective_and_checked_gradient(form, theta):
+    """A form's Huber objective on `chinchilla_grid()`, with its analytic gradient at the rows of `theta` checked
+    against central finite differences (rtol 1e-6)."""
+    from lmscale.laws.objective import HuberLogObjective
+
+    data = chinchilla_grid()
+    obj = HuberLogObjective(form, form.features(N=data.N, D=data.D), data.loss, delta=0.1)
+    th = np.asarray(theta, float)
+    _, g = obj(th)
+    h = 1e-6
+    num = np.stack([(obj(th + h * e)[0] - obj(th - h * e)[0]) / (2 * h) for e in np.eye(th.shape[1])], axis=1)
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-9)
+    return obj

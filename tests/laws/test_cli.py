@@ -2,13 +2,12 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from lmscale.laws.cli import fit_app
 from tests import helpers
 
-from .synth import TRUE_CHINCHILLA, chinchilla_loss, isoflop_set
+from .synth import isoflop_set, noisy_cli_grid
 
 
 def invoke(*args):
@@ -30,10 +29,7 @@ def write_csv(path, header, rows):
 
 @pytest.fixture(scope="module")
 def good_csv(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    N = np.repeat(np.geomspace(1e7, 3e9, 7), 5)
-    D = np.tile(np.geomspace(2e8, 2e11, 5), 7)
-    L = chinchilla_loss(TRUE_CHINCHILLA, N, D) * np.exp(rng.normal(0, 1e-3, len(N)))
+    N, D, L = noisy_cli_grid()
     fam = ["a" if i % 2 else "b" for i in range(len(N))]
     return write_csv(tmp_path_factory.mktemp("cli") / "runs.csv", "N,D,loss,family",
                      list(zip(N, D, L, fam)))

@@ -11,7 +11,7 @@ from lmscale.laws.data import load_scaling_data
 from lmscale.laws.estimators import make_law
 from tests import helpers
 
-from .synth import TRUE_CHINCHILLA, chinchilla_loss
+from .synth import TRUE_CHINCHILLA, chinchilla_loss, noisy_cli_grid
 
 
 def invoke(*args):
@@ -27,10 +27,7 @@ def error_line(res):
 
 @pytest.fixture(scope="module")
 def runs_csv(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    N = np.repeat(np.geomspace(1e7, 3e9, 7), 5)
-    D = np.tile(np.geomspace(2e8, 2e11, 5), 7)
-    L = chinchilla_loss(TRUE_CHINCHILLA, N, D) * np.exp(rng.normal(0, 1e-3, len(N)))
+    N, D, L = noisy_cli_grid()
     p = tmp_path_factory.mktemp("cli_select") / "runs.csv"
     p.write_text("N,D,loss\n" + "".join(f"{float(n)!r},{float(d)!r},{float(v)!r}\n" for n, d, v in zip(N, D, L)))
     return p

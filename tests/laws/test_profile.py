@@ -13,7 +13,7 @@ from lmscale.laws.forms import ChinchillaFixedEForm, ChinchillaForm
 from lmscale.laws.objective import HuberLogObjective
 from lmscale.laws.profile import default_E_grid, identification, identified, lr_scale, profile_E
 
-from .synth import TRUE_CHINCHILLA, chinchilla_grid, chinchilla_loss
+from .synth import TRUE_CHINCHILLA, chinchilla_grid, chinchilla_loss, objective_and_checked_gradient
 
 
 def _fit(form, data):
@@ -41,14 +41,9 @@ def data_limited():
 
 
 def test_fixed_E_form_gradient_matches_finite_differences():
-    data = chinchilla_grid()
     form = ChinchillaFixedEForm(1.8)
-    obj = HuberLogObjective(form, form.features(N=data.N, D=data.D), data.loss, delta=0.1)
     th = np.array([[6.0, 7.3, 0.33, 0.3], [5.5, 7.0, 0.3, 0.28]])
-    _, g = obj(th)
-    h = 1e-6
-    num = np.stack([(obj(th + h * e)[0] - obj(th - h * e)[0]) / (2 * h) for e in np.eye(4)], axis=1)
-    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-9)
+    objective_and_checked_gradient(form, th)
     assert form.params(th[0])["E"] == pytest.approx(1.8)
     np.testing.assert_allclose(form.theta_from(form.params(th[0])), th[0])
 

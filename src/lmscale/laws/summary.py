@@ -99,27 +99,28 @@ def _kind(obj: Any) -> str:
                        "(ChinchillaLaw, KaplanLaw, ..., IsoFLOPAllocation, EnvelopeAllocation) or one of its results")
 
 
+def _dispatch(fits: dict, results: dict, est: Any, bootstrap, extrapolation, compute):
+    kind = _kind(est)
+    if kind == "law":
+        return fits[kind](est, bootstrap, extrapolation, compute=compute)
+    if kind in fits:
+        return fits[kind](est, bootstrap, compute=compute)
+    return results[kind](est)
+
+
 def summary(est: Any, bootstrap=None, extrapolation=None, *, compute=None) -> str:
     """A readable multi-line report of a fitted estimator (with its bootstrap intervals and extrapolation
     check when given) or of a result object."""
-    kind = _kind(est)
-    if kind == "law":
-        return law_summary(est, bootstrap, extrapolation, compute=compute)
-    if kind in ("isoflop", "envelope"):
-        return (isoflop_summary if kind == "isoflop" else envelope_summary)(est, bootstrap, compute=compute)
-    return {"bootstrap": bootstrap_summary, "extrapolation": extrapolation_summary, "frontier": frontier_summary,
-            "compare": compare_summary}[kind](est)
+    return _dispatch({"law": law_summary, "isoflop": isoflop_summary, "envelope": envelope_summary},
+                     {"bootstrap": bootstrap_summary, "extrapolation": extrapolation_summary,
+                      "frontier": frontier_summary, "compare": compare_summary}, est, bootstrap, extrapolation, compute)
 
 
 def to_dict(est: Any, bootstrap=None, extrapolation=None, *, compute=None) -> dict[str, Any]:
     """Everything about a fitted estimator (or a result object) as plain JSON types (NaN/inf as null)."""
-    kind = _kind(est)
-    if kind == "law":
-        return law_to_dict(est, bootstrap, extrapolation, compute=compute)
-    if kind in ("isoflop", "envelope"):
-        return (isoflop_to_dict if kind == "isoflop" else envelope_to_dict)(est, bootstrap, compute=compute)
-    return {"bootstrap": bootstrap_to_dict, "extrapolation": extrapolation_to_dict, "frontier": frontier_to_dict,
-            "compare": compare_to_dict}[kind](est)
+    return _dispatch({"law": law_to_dict, "isoflop": isoflop_to_dict, "envelope": envelope_to_dict},
+                     {"bootstrap": bootstrap_to_dict, "extrapolation": extrapolation_to_dict,
+                      "frontier": frontier_to_dict, "compare": compare_to_dict}, est, bootstrap, extrapolation, compute)
 
 
 def _require_fitted(est: Any) -> None:
