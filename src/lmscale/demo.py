@@ -73,7 +73,7 @@ def run_demo(out_dir: str | Path, quick: bool = False, n_bootstrap: int = 1000, 
              seed: int = 0, spec: dict[str, Any] | None = None) -> DemoResult:
     """Run (or resume) the demo into `out_dir`; `spec` replaces the packaged sweep (tests use a tiny one)."""
     from lmscale.errors import LmscaleError
-    from lmscale.laws.bootstrap import bootstrap
+    from lmscale.laws.bootstrap import at_compute, bootstrap
     from lmscale.laws.data import load_curves, load_scaling_data
     from lmscale.laws.envelope import EnvelopeAllocation
     from lmscale.laws.estimators import ChinchillaLaw
@@ -95,8 +95,14 @@ def run_demo(out_dir: str | Path, quick: bool = False, n_bootstrap: int = 1000, 
     budgets = sampled_budgets(data)
     compute = np.append(budgets, BEYOND * budgets[-1])  # the sampled budgets, then one decade beyond
     # Runaway bootstrap resamples overflow to inf; they are counted in the intervals, not warned about.
+    holdout = "largest-compute" if len(budgets) > 1 else "largest"
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        law = ChinchillaLaw().fit(data)
+        try:  # the ranking fits every candidate on all the data and checks it held out: Approach 3 reuses both
+            ranking = rank_laws(data, holdout=holdout)
+        except LmscaleError as err:
+            ranking = str(err)
+        chin = ranking["chinchilla"] if not isinstance(ranking, str) and "chinchilla" in ranking.names() else None
+        law = chin.law if chin is not None and chin.law is not None else ChinchillaLaw().fit(data)
         boot = bootstrap(law, n_bootstrap, seed=seed, compute=compute)
         fits: dict[int, Any] = {3: (law, boot)}
         # Approach 1 on a WSD sweep: each trunk's final (cooled-down) losses at its budgets form its
@@ -108,17 +114,15 @@ def run_demo(out_dir: str | Path, quick: bool = False, n_bootstrap: int = 1000, 
                 fits[k] = (est, bootstrap(est, n_bootstrap, seed=seed, compute=compute))
             except LmscaleError as err:  # e.g. a tiny test sweep without IsoFLOP structure
                 fits[k] = (str(err), None)
-        holdout = "largest-compute" if len(budgets) > 1 else "largest"
+        if chin is not None and chin.extrapolation is not None:
+            ext = chin.extrapolation
+        else:
+            try:
+                ext = extrapolation_check(law, data, holdout)
+            except LmscaleError as err:  # too few points to hold the largest budget out
+                ext = str(err)
         try:
-            ext = extrapolation_check(law, data, holdout)
-        except LmscaleError as err:  # too few points to hold the largest budget out
-            ext = str(err)
-        try:
-            ranking = rank_laws(data, holdout=holdout)
-        except LmscaleError as err:
-            ranking = str(err)
-        try:
-            prof = profile_E(data, compute=compute)
+            prof = profile_E(data, compute=compute, free=law)  # law: the free fit, already made
             ident = identification(prof)
         except LmscaleError as err:
             prof, ident = None, str(err)
@@ -126,8 +130,7 @@ def run_demo(out_dir: str | Path, quick: bool = False, n_bootstrap: int = 1000, 
         figures = _figures(data, curves, law, boot, ext, iso if not isinstance(iso, str) else None,
                            fits[1][0] if not isinstance(fits[1][0], str) else None, out / "figures")
         # The overlay's intervals are at one compute: one decade beyond the largest budget.
-        theory_md = _theory_section(law, bootstrap(law, n_bootstrap, seed=seed, compute=float(compute[-1])),
-                                    out / "theory", rep)
+        theory_md = _theory_section(law, at_compute(law, boot, float(compute[-1])), out / "theory", rep)
 
     approaches = {k: _approach_row(k, *fits[k], compute) for k in (1, 2, 3)}
     if not isinstance(iso, str):

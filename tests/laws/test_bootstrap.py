@@ -182,3 +182,23 @@ def test_bootstrap_refuses_bad_options_in_one_line(kw, needle):
         bootstrap(law, **{"n_resamples": 10, **kw})
     with pytest.raises(LmscaleError, match="not fitted"):
         bootstrap(ChinchillaLaw(), 10)
+
+
+def test_at_compute_rederives_without_refitting_and_matches_a_fresh_bootstrap(monkeypatch):
+    from lmscale.laws import bootstrap as bmod
+
+    law = ChinchillaLaw().fit(chinchilla_grid(noise=3e-3, seed=1, runs=True))
+    many = bootstrap(law, 40, seed=0, compute=[1e20, 1e21, 1e22])
+    fresh = bootstrap(law, 40, seed=0, compute=1e22)
+
+    def no_refit(*a, **k):
+        raise AssertionError("at_compute refitted")
+
+    monkeypatch.setattr(bmod, "_bootstrap_fit", no_refit)
+    one = bmod.at_compute(law, many, 1e22)
+    assert one.compute == 1e22 and one.target_compute == 1e22
+    for k in ("a", "N_opt", "D_opt", "tokens_per_param", "alpha"):
+        np.testing.assert_array_equal(one.samples[k], fresh.samples[k])
+        assert one.interval(k) == fresh.interval(k)
+    assert one.point["N_opt"] == fresh.point["N_opt"]
+    assert many.samples["N_opt"].shape == (40, 3)  # the original is left as it was

@@ -190,3 +190,26 @@ def test_bad_data_is_one_line_error():
         profile_E(small, [1.0])
     with pytest.raises(LmscaleError, match="E=0.0"):
         ChinchillaFixedEForm(0.0)
+
+
+def test_a_fitted_free_law_is_reused_not_refitted(monkeypatch):
+    from lmscale.laws import profile as pmod
+    from lmscale.laws.estimators import ChinchillaLaw
+
+    data = chinchilla_grid(seed=3)
+    grid = default_E_grid(data, n=7)
+    law = ChinchillaLaw().fit(data)
+    own = profile_E(data, grid)
+    calls = []
+    real = pmod.fit_multistart
+    monkeypatch.setattr(pmod, "fit_multistart", lambda obj, st, **kw: calls.append(len(st)) or real(obj, st, **kw))
+    reused = profile_E(data, grid, free=law)
+    assert len(calls) == len(grid)  # one fit per fixed E, none for the free law
+    assert reused.free["params"]["E"] == pytest.approx(law.E_, rel=1e-12)
+    assert reused.free["objective"] == pytest.approx(own.free["objective"], rel=1e-9)
+    np.testing.assert_allclose(reused.objective, own.objective, rtol=1e-9)
+    mine, theirs = identification(reused).to_dict(), identification(own).to_dict()
+    assert mine["identified"] is theirs["identified"] is True
+    assert mine["interval"] == pytest.approx(theirs["interval"], rel=1e-6)
+    with pytest.raises(LmscaleError, match=r"free=.*expected a ChinchillaLaw fitted to these"):
+        profile_E(data, grid, free=ChinchillaLaw(delta=1e-2).fit(data))

@@ -18,7 +18,7 @@ estimator supplies `_bootstrap_samples(n_resamples, rng, compute, predict_at, n_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -154,6 +154,21 @@ def bootstrap(est, n_resamples: int = 1000, *, seed: int | None = 0, confidence:
                            n_clusters=int(n_clusters), point=point, samples=samples, converged=converged, compute=C,
                            predict_at=None if predict_at is None else jsonable(predict_at), notes=list(notes), theta=theta,
                            resampling=getattr(est, "_bootstrap_resampling", "cluster bootstrap (whole runs)"))
+
+
+def at_compute(est, boot: BootstrapResult, compute) -> BootstrapResult:
+    """`boot` (a bootstrap of the parametric law `est`) with its derived quantities at another `compute`,
+    from the resampled parameters it kept: the same numbers as `bootstrap(est, ..., compute=compute)`
+    with the same seed, without refitting a single resample."""
+    from lmscale.errors import LmscaleError
+    from lmscale.laws.frontier import check_compute
+
+    if boot.theta is None or not hasattr(est, "_samples_at"):
+        raise LmscaleError(f"{type(est).__name__}: only a parametric law's bootstrap keeps the resampled parameters "
+                           "its derived quantities are recomputed from")
+    C = check_compute(compute)
+    point, samples = est._samples_at(boot.theta, C, boot.predict_at)
+    return replace(boot, point=point, samples=samples, compute=C)
 
 
 def distinct_starts(best: np.ndarray, optima: list, k: int, min_dist: float = 0.05) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 from lmscale.errors import LmscaleError
 from lmscale.laws.bootstrap import cluster_weights
 from lmscale.laws.data import ScalingData
+from lmscale.laws.params import Params
 from lmscale.laws.isoflop import _compute_array, _point, _predict_at_note, fit_power_law, power_law_allocation
 
 
@@ -34,7 +35,7 @@ def gaussian_smooth(y: np.ndarray, sigma: float) -> np.ndarray:
     return num / den
 
 
-class EnvelopeAllocation:
+class EnvelopeAllocation(Params):
     """Approach 1 estimator. Fitted: a_, b_, N_coef_, D_coef_, a_se_, b_se_ (OLS over the grid; the grid
     points are not independent, so prefer the bootstrap), envelope_ (dict of arrays C, N, D, loss, curve),
     n_curves_, warnings_, data_.
@@ -47,26 +48,13 @@ class EnvelopeAllocation:
     """
 
     _bootstrap_label = "approach 1 (envelope)"
-    _param_names = ("n_grid", "smooth", "min_curves", "trim_edges")
+    _own_params = ("n_grid", "smooth", "min_curves", "trim_edges")
 
     def __init__(self, n_grid: int = 1500, smooth: float = 0.0, min_curves: int = 2, trim_edges: bool = True):
         self.n_grid = n_grid
         self.smooth = smooth
         self.min_curves = min_curves
         self.trim_edges = trim_edges
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._param_names}
-
-    def clone(self, **overrides) -> "EnvelopeAllocation":
-        unknown = set(overrides) - set(self._param_names)
-        if unknown:
-            raise LmscaleError(f"unknown parameter(s) {', '.join(sorted(unknown))} for EnvelopeAllocation; expected "
-                               f"{', '.join(self._param_names)}")
-        return type(self)(**{**self.get_params(), **overrides})
-
-    def __repr__(self) -> str:
-        return f"EnvelopeAllocation({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     def _check_params(self) -> None:
         def is_int(v):

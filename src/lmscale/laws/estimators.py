@@ -28,10 +28,11 @@ from lmscale.laws.data import ScalingData
 from lmscale.laws.fit import MultiStartResult, fit_multistart
 from lmscale.laws.forms import (ChinchillaForm, ChinchillaSharedForm, DataConstrainedForm, Form, KaplanForm,
                                 KaplanJointForm)
-from lmscale.laws.frontier import (FrontierResult, chinchilla_allocation, chinchilla_exponents,
+from lmscale.laws.frontier import (FrontierResult, chinchilla_allocation, chinchilla_exponents, compute_array,
                                    default_compute, local_exponents, numeric_allocation)
 from lmscale.laws.lbfgs import SCIPY_FTOL, SCIPY_GTOL
 from lmscale.laws.objective import HuberLogObjective
+from lmscale.laws.params import Params
 
 BASE_PARAMS = ("delta", "reduction", "starts", "solver", "polish", "reach_rtol", "ftol", "gtol", "max_iter")
 
@@ -43,7 +44,7 @@ def _positive(value: Any) -> bool:
         return False
 
 
-class ScalingLaw:
+class ScalingLaw(Params):
     """Base estimator. Subclasses set the functional form and how data columns map to it.
 
     Parameters (all keyword; stored as given, validated by `fit`):
@@ -74,36 +75,8 @@ class ScalingLaw:
         self.gtol = gtol
         self.max_iter = max_iter
 
-    # -- parameters (scikit-learn) ---------------------------------------------------------------
     def _param_names(self) -> tuple[str, ...]:
         return (*self._own_params, *BASE_PARAMS)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters as stored (scikit-learn's get_params)."""
-        return {k: getattr(self, k) for k in self._param_names()}
-
-    def set_params(self, **params) -> "ScalingLaw":
-        """Set constructor parameters (validated by the next `fit`); returns self."""
-        for k, v in params.items():
-            if k not in self._param_names():
-                raise LmscaleError(f"unknown parameter {k!r} for {type(self).__name__}; expected one of "
-                                   f"{', '.join(self._param_names())}")
-            setattr(self, k, v)
-        return self
-
-    def clone(self, **overrides) -> "ScalingLaw":
-        """An unfitted copy with the same parameters, some replaced (scikit-learn's clone)."""
-        for k in overrides:
-            if k not in self._param_names():
-                raise LmscaleError(f"unknown parameter {k!r} for {type(self).__name__}; expected one of "
-                                   f"{', '.join(self._param_names())}")
-        return type(self)(**{**self.get_params(), **overrides})
-
-    def __repr__(self) -> str:
-        default = type(self)()
-        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
-                            if not _same(v, getattr(default, k)))
-        return f"{type(self).__name__}({changed})"
 
     def _check_params(self) -> Form:
         """Validate the parameters (one-line LmscaleError naming the bad value); returns the functional form."""
@@ -273,7 +246,7 @@ class ScalingLaw:
         self._require_fitted()
         if not self.has_allocation():
             self._allocation(self.theta_, C)  # raises: this law has no allocation
-        C = _check_C(C)
+        C = compute_array(C)
         a = self._allocation(self.theta_, C)
         out = {"C": C, **{k: a[k] for k in ("N_opt", "D_opt", "tokens_per_param", "loss_opt")}}
         return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v, float)) for k, v in out.items()}
@@ -313,15 +286,21 @@ class ScalingLaw:
         theta, _, conv = bootstrap_fit(lambda W: self._objective(data, W), self.theta_, self.fit_result_.local_optima,
                                        data.clusters(), n_resamples=n_resamples, seed=seed, n_starts=n_starts,
                                        max_iter=self.max_iter)
+        point, samples = self._samples_at(theta, compute, predict_at)
+        notes = []
+        if data.run is None:
+            notes.append("no run column: every row resampled on its own (fine for one final loss per run)")
+        return point, samples, conv, theta, notes
+
+    def _samples_at(self, theta: np.ndarray, compute, predict_at) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The point estimate and the per-resample samples (parameters, then the quantities derived at
+        `compute` and `predict_at`) of resampled fit-space parameters `theta` (R, p)."""
         samples = {k: np.asarray(v, float) for k, v in self.form_.params(theta).items()}
         samples.update({k: np.asarray(v, float) for k, v in self.derived(theta, compute, predict_at).items()})
         point: dict[str, Any] = dict(self.params_)
         point.update({k: (float(v) if np.ndim(v) == 0 else np.asarray(v, float))
                       for k, v in self.derived(self.theta_, compute, predict_at).items()})
-        notes = []
-        if data.run is None:
-            notes.append("no run column: every row resampled on its own (fine for one final loss per run)")
-        return point, samples, conv, theta, notes
+        return point, samples
 
     # -- reporting (delegates to lmscale.laws.summary) -----------------------------------------------
     def to_dict(self, bootstrap=None, extrapolation=None, **kw) -> dict[str, Any]:
@@ -336,24 +315,6 @@ class ScalingLaw:
 
     def __str__(self) -> str:
         return self.summary() if hasattr(self, "theta_") else repr(self)
-
-
-def _check_C(C) -> np.ndarray:
-    """Compute values (FLOPs) as a float array of any shape; LmscaleError unless all are positive and finite."""
-    try:
-        arr = np.asarray(C, float)
-    except (TypeError, ValueError):
-        arr = np.array(np.nan)
-    if arr.size == 0 or not (np.isfinite(arr) & (arr > 0)).all():
-        raise LmscaleError(f"C={C!r}; expected positive compute in FLOPs (a number such as 1e21, or an array of them)")
-    return arr
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(a is b or a == b)
-    except (TypeError, ValueError):  # arrays
-        return False
 
 
 class ChinchillaLaw(ScalingLaw):

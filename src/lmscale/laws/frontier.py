@@ -42,6 +42,18 @@ def check_compute(C, name: str = "compute"):
     return float(arr) if arr.ndim == 0 else arr
 
 
+def compute_array(C) -> np.ndarray:
+    """Compute values (FLOPs) as a float array of any shape (`optimal_allocation`'s argument); LmscaleError
+    unless all are positive and finite. `check_compute` is the scalar-or-1-D form the bootstrap takes."""
+    try:
+        arr = np.asarray(C, float)
+    except (TypeError, ValueError):
+        arr = np.array(np.nan)
+    if arr.size == 0 or not (np.isfinite(arr) & (arr > 0)).all():
+        raise LmscaleError(f"C={C!r}; expected positive compute in FLOPs (a number such as 1e21, or an array of them)")
+    return arr
+
+
 def chinchilla_exponents(p: Params) -> dict[str, np.ndarray]:
     """a, b and G of the Chinchilla frontier (arrays broadcast like the parameters)."""
     A, B, alpha, beta = (np.asarray(p[k], float) for k in ("A", "B", "alpha", "beta"))

@@ -26,6 +26,8 @@ import numpy as np
 from lmscale.errors import LmscaleError
 from lmscale.laws.data import ScalingData
 from lmscale.laws.extrapolation import group_budgets
+from lmscale.laws.frontier import compute_array
+from lmscale.laws.params import Params
 from lmscale.laws.summary import fmt
 from lmscale.laws.vertex import _MIN_SIZES  # distinct sizes each method needs
 from lmscale.laws.vertex import DEFAULT_WINDOW, METHODS, bootstrap_vertex, exponent_samples, profile_curve, profile_vertex
@@ -182,7 +184,7 @@ def _why_unused(budgets: list[BudgetFit], min_points: int) -> str:
     return ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "none found"
 
 
-class IsoFLOPAllocation:
+class IsoFLOPAllocation(Params):
     """Approach 2 estimator. Fitted: a_, b_ (N_opt ~ C^a, D_opt ~ C^b), N_coef_, D_coef_, a_se_, b_se_,
     budgets_ (list of BudgetFit), budget_ids_, warnings_ (list of str), n_budgets_used_, data_.
 
@@ -218,7 +220,7 @@ class IsoFLOPAllocation:
 
     _bootstrap_label = "approach 2 (IsoFLOP)"
     _bootstrap_resampling = "stratified bootstrap (runs resampled within each compute budget)"
-    _param_names = ("method", "window", "budget_rtol", "min_points", "drop_outside")
+    _own_params = ("method", "window", "budget_rtol", "min_points", "drop_outside")
 
     def __init__(self, method: str = "local", window: float = DEFAULT_WINDOW, budget_rtol: float = 0.1,
                  min_points: int = 3, drop_outside: bool = False):
@@ -227,19 +229,6 @@ class IsoFLOPAllocation:
         self.budget_rtol = budget_rtol
         self.min_points = min_points
         self.drop_outside = drop_outside
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._param_names}
-
-    def clone(self, **overrides) -> "IsoFLOPAllocation":
-        unknown = set(overrides) - set(self._param_names)
-        if unknown:
-            raise LmscaleError(f"unknown parameter(s) {', '.join(sorted(unknown))} for IsoFLOPAllocation; expected "
-                               f"{', '.join(self._param_names)}")
-        return type(self)(**{**self.get_params(), **overrides})
-
-    def __repr__(self) -> str:
-        return f"IsoFLOPAllocation({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     def _check_params(self) -> None:
         if not isinstance(self.method, str) or self.method not in METHODS:
@@ -405,12 +394,7 @@ class IsoFLOPAllocation:
 
 def power_law_allocation(a: float, kN: float, b: float, kD: float, C) -> dict[str, Any]:
     """N_opt = kN C^a, D_opt = kD C^b at C (FLOPs): the allocation dict of every approach (loss_opt NaN)."""
-    try:
-        Carr = np.asarray(C, float)
-    except (TypeError, ValueError):
-        Carr = np.array(np.nan)
-    if Carr.size == 0 or not (np.isfinite(Carr) & (Carr > 0)).all():
-        raise LmscaleError(f"C={C!r}; expected positive compute in FLOPs (a number such as 1e21, or an array of them)")
+    Carr = compute_array(C)
     N, D = kN * Carr ** a, kD * Carr ** b
     out = {"C": Carr, "N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss_opt": np.full(Carr.shape, np.nan)}
     return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v, float)) for k, v in out.items()}

@@ -196,14 +196,15 @@ class ProfileResult:
 
 def profile_E(data: ScalingData, E_values: Sequence[float] | None = None, delta: float = 1e-3, *,
               compute: float | Sequence[float] | None = None, starts: np.ndarray | None = None,
-              free: bool = True, cluster_correction: bool = True, polish: bool = True) -> ProfileResult:
+              free: Any = True, cluster_correction: bool = True, polish: bool = True) -> ProfileResult:
     """Fit the Chinchilla law with E fixed at each value of `E_values` (default: `default_E_grid`).
 
     data: ScalingData with N (params), D (tokens), loss (nats/token). delta: the Huber threshold
     (1e-3 as the free law). compute: FLOPs at which to report the allocation (default 10x the
     largest C). starts: (k, 4) starts in (a, b, alpha, beta) (default: Hoffmann's grid restricted to
     them, 900 starts), plus, at every E, the optimum of the previous grid value and of the free fit.
-    free: also fit the free 5-parameter law (the reference minimum and its E). cluster_correction:
+    free: also fit the free 5-parameter law (the reference minimum and its E), or a ChinchillaLaw
+    already fitted to this data with this delta, whose optimum is used instead of fitting again. cluster_correction:
     multiply the LR statistic by n_clusters/n (runs with several rows have correlated residuals;
     this is the design-effect bound when rows of a run are fully correlated; no effect with one row per run).
     """
@@ -234,13 +235,21 @@ def profile_E(data: ScalingData, E_values: Sequence[float] | None = None, delta:
     free_res = None
     free_theta4 = None
     notes: list[str] = []
-    if free:
-        obj = HuberLogObjective(full, X, data.loss, delta=delta)
-        r = fit_multistart(obj, full.start_grid(X, obj.logL), do_polish=polish)
-        fp = {k: float(v) for k, v in full.params(r.theta).items()}
-        free_res = {"objective": float(r.objective), "params": fp, "converged": bool(r.converged),
-                    "fit_params": dict(zip(full.theta_names, map(float, r.theta)))}
-        free_theta4 = np.asarray(r.theta, float)[[0, 1, 3, 4]]
+    if hasattr(free, "theta_") or free:
+        if hasattr(free, "theta_"):  # a fitted law: its optimum, not a second 4500-start fit
+            if getattr(free, "form_", None) is None or free.form_.name != full.name or free.delta != delta \
+                    or free.reduction != "sum" or len(free.data_) != len(data):
+                raise LmscaleError(f"free={free!r}; expected a ChinchillaLaw fitted to these {len(data)} points "
+                                   f"with delta={delta} and reduction='sum'")
+            theta_free, obj_free, conv_free = np.asarray(free.theta_, float), free.objective_, free.converged_
+        else:
+            obj = HuberLogObjective(full, X, data.loss, delta=delta)
+            r = fit_multistart(obj, full.start_grid(X, obj.logL), do_polish=polish)
+            theta_free, obj_free, conv_free = np.asarray(r.theta, float), r.objective, r.converged
+        fp = {k: float(v) for k, v in full.params(theta_free).items()}
+        free_res = {"objective": float(obj_free), "params": fp, "converged": bool(conv_free),
+                    "fit_params": dict(zip(full.theta_names, map(float, theta_free)))}
+        free_theta4 = theta_free[[0, 1, 3, 4]]
         if fp["E"] < E[0] or fp["E"] > E[-1]:
             notes.append(f"the free fit's E = {fmt(fp['E'])} lies outside the profiled range")
 
